@@ -1,0 +1,58 @@
+# The kit's commands. The README's two: `make up` (local cluster with the example app running)
+# and `make test` (every test: lint, unit, integration, cluster; the cluster is torn down after).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible/ansible.cfg
+export VAGRANT_DEFAULT_PROVIDER ?= lxc
+export CELERYKIT_LXC_BOX ?= $(shell sed -n 's/^ *lxc: *\([^ #]*\).*/\1/p' vagrant/hosts.yml | head -n 1)
+
+.PHONY: help setup venv host box up provision down test lint unit integration cluster-test
+
+help:
+	@echo "make up      bring the local cluster up and deploy the example app (installs what it needs)"
+	@echo "make test    run every test: lint, unit, integration, cluster (up, provision x2, testinfra, e2e, down)"
+	@echo "make down    destroy the local cluster"
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt app/pyproject.toml
+	@echo "[setup] control-node virtualenv $(VENV)"
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -e './app[test]'
+	touch $@
+
+host: venv
+	vagrant/host-setup.sh $(VENV)/bin/python
+
+box: host
+	vagrant/build-box.sh $(CELERYKIT_LXC_BOX)
+
+setup: venv host box
+
+up: setup
+	tests/cluster.sh up
+
+provision: venv
+	vagrant provision
+
+down:
+	vagrant destroy -f
+
+lint: venv
+	yamllint -s .
+	cd ansible && ansible-lint --profile production
+	ruff check app tests ansible/inventories
+	ruff format --check app tests ansible/inventories
+
+unit: venv
+	pytest -q app/tests/unit
+
+integration: venv
+	app/tests/integration/services.sh start
+	pytest -q app/tests/integration
+
+cluster-test: setup
+	tests/cluster.sh test
+
+test: lint unit integration cluster-test

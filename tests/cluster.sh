@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Bring the local cluster up and provision it (`up`), or run the whole cluster test (`test`):
+# up, first provision, second provision that must report changed=0, testinfra, end-to-end,
+# then teardown whether the tests passed or not. Prints each phase with its elapsed time and
+# writes the timings to tests/results/phases.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:?usage: tests/cluster.sh up|test}
+results=tests/results
+inventory=ansible/inventories/vagrant
+mkdir -p "$results"
+: >"$results/phases.txt"
+
+phase_start=$SECONDS
+phase_name=""
+phase() {
+  if [ -n "$phase_name" ]; then
+    printf '%-42s %5ss\n' "$phase_name" "$((SECONDS - phase_start))" | tee -a "$results/phases.txt"
+  fi
+  phase_name=$1
+  phase_start=$SECONDS
+  printf '\n==> [%s] %s (total +%ss)\n' "$(date +%H:%M:%S)" "$phase_name" "$SECONDS"
+}
+
+teardown() {
+  status=$?
+  phase "teardown (vagrant destroy -f)"
+  vagrant destroy -f >/dev/null 2>&1 || true
+  phase "done"
+  if [ "$status" -eq 0 ]; then echo "cluster test PASSED in ${SECONDS}s"; else echo "cluster test FAILED (exit $status) after ${SECONDS}s"; fi
+  exit "$status"
+}
+
+# Prints "HOST changed=N" for each host of a PLAY RECAP; fails if any host has changed > 0.
+assert_no_changes() {
+  local recap
+  recap=$(sed -n '/PLAY RECAP/,$p' "$1" | grep -E 'ok=[0-9]+ +changed=' || true)
+  [ -n "$recap" ] || { echo "no PLAY RECAP in $1" >&2; return 1; }
+  echo "$recap"
+  if echo "$recap" | grep -Eq 'changed=[1-9]|failed=[1-9]|unreachable=[1-9]'; then
+    echo "second run of site.yml was not idempotent (changed tasks above):" >&2
+    grep -E '^changed:' "$1" >&2 || true
+    return 1
+  fi
+}
+
+provision() {
+  # vagrant provision runs the Vagrantfile's ansible provisioner (site.yml, all hosts).
+  vagrant provision 2>&1 | tee "$1"
+}
+
+[ "$mode" = test ] && trap teardown EXIT
+
+phase "vagrant up ($(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].map { |m| m["name"] }.join(" ")'))"
+vagrant up --no-provision
+phase "provision: first run of site.yml"
+provision "$results/provision-1.log"
+[ "$mode" = up ] && { phase "cluster is up"; vagrant status; exit 0; }
+
+phase "provision: second run of site.yml (expect changed=0)"
+provision "$results/provision-2.log"
+assert_no_changes "$results/provision-2.log"
+
+phase "testinfra (tests/infra) on every host"
+pytest -v tests/infra --hosts="ansible://all" --ansible-inventory="$inventory" \
+  --junitxml="$results/infra.xml"
+
+phase "end-to-end (tests/e2e)"
+pytest -v tests/e2e --ansible-inventory="$inventory" --junitxml="$results/e2e.xml"

@@ -1,0 +1,57 @@
+"""Shared fixtures: the deployment's variables, resolved from the inventory in use.
+
+Hosts, paths, ports, users and vhosts are defined once (role defaults + inventory group_vars);
+`kit_vars.yml` resolves them with Ansible itself and the tests read the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INVENTORY = ROOT / "ansible" / "inventories" / "vagrant"
+
+
+def inventory_path(config: pytest.Config) -> Path:
+    option = config.getoption("ansible_inventory", default=None)
+    return Path(option).resolve() if option else DEFAULT_INVENTORY
+
+
+@pytest.fixture(scope="session")
+def kit_vars(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Per inventory host: its groups, cluster address and the roles' resolved variables."""
+    out = tmp_path_factory.mktemp("kit-vars") / "kit-vars.json"
+    subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(inventory_path(request.config)),
+            str(ROOT / "tests" / "kit_vars.yml"),
+            "-e",
+            f"kit_vars_file={out}",
+        ],
+        check=True,
+        cwd=ROOT / "ansible",
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
+        stdout=subprocess.DEVNULL,
+    )
+    return json.loads(out.read_text())
+
+
+def hosts_in(kit_vars: dict, group: str) -> list[str]:
+    return sorted(name for name, hv in kit_vars.items() if group in hv["groups"])
+
+
+@pytest.fixture(scope="session")
+def worker_hosts(kit_vars: dict) -> list[str]:
+    return hosts_in(kit_vars, "celery_workers")
+
+
+@pytest.fixture(scope="session")
+def web_hosts(kit_vars: dict) -> list[str]:
+    return hosts_in(kit_vars, "web")

@@ -1,0 +1,48 @@
+"""The web front end: gunicorn on its unix socket under supervisor, nginx in front."""
+
+from __future__ import annotations
+
+import json
+
+testinfra_hosts = ["ansible://web"]
+
+
+def test_gunicorn_listens_on_its_socket(host, kit_vars) -> None:
+    socket = kit_vars[host.backend.get_hostname()]["gunicorn_socket"]
+    with host.sudo():
+        assert host.file(socket).is_socket
+    assert host.socket(f"unix://{socket}").is_listening
+
+
+def test_gunicorn_runs_its_workers_as_the_app_user(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    processes = [p for p in host.process.filter(user=hv["celery_app_user"]) if "gunicorn" in p.args]
+    assert len(processes) == int(hv["gunicorn_workers"]) + 1  # master + workers
+
+
+def test_gunicorn_answers_on_its_socket(host, kit_vars) -> None:
+    socket = kit_vars[host.backend.get_hostname()]["gunicorn_socket"]
+    with host.sudo():
+        out = host.check_output(
+            f"python3 -c \"import http.client,socket;"
+            f"s=socket.socket(socket.AF_UNIX);s.connect('{socket}');"
+            f"c=http.client.HTTPConnection('localhost');c.sock=s;"
+            f"c.request('GET','/ping');r=c.getresponse();print(r.status)\""
+        )
+    assert out == "200"
+
+
+def test_nginx_is_running_enabled_and_listening(host, kit_vars) -> None:
+    port = kit_vars[host.backend.get_hostname()]["nginx_listen_port"]
+    assert host.service("nginx").is_running
+    assert host.service("nginx").is_enabled
+    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
+
+
+def test_healthz_through_nginx_reports_broker_and_results_ok(host, kit_vars) -> None:
+    port = kit_vars[host.backend.get_hostname()]["nginx_listen_port"]
+    out = host.check_output(
+        f"python3 -c \"import urllib.request;"
+        f"print(urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=10).read().decode())\""
+    )
+    assert json.loads(out) == {"broker": "ok", "results": "ok"}
