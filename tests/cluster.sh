@@ -63,7 +63,8 @@ provision "$results/provision-2.log"
 assert_no_changes "$results/provision-2.log"
 
 phase "testinfra (tests/infra) on every host"
-pytest -v tests/infra --hosts="ansible://all" --ansible-inventory="$inventory" \
+# Each test module names its own groups (testinfra_hosts); --sudo: checks run as root.
+pytest -v tests/infra --sudo --ansible-inventory="$inventory" \
   --junitxml="$results/infra.xml"
 
 phase "end-to-end (tests/e2e)"

@@ -87,7 +87,7 @@ if [ ${#host_cas[@]} -gt 0 ]; then
   chroot "$rootfs" update-ca-certificates >/dev/null 2>&1
 fi
 chroot "$rootfs" apt-get clean
-rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
+rm -rf "$rootfs"/var/log/*.log  # apt lists stay: a fresh server has them too
 
 log "packaging"
 tar --numeric-owner -C "$work" -czf "$work/rootfs.tar.gz" ./rootfs

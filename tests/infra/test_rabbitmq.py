@@ -47,7 +47,7 @@ def test_each_user_has_exactly_the_permissions_it_was_given(host, kit_vars) -> N
         for p in user.get("permissions", [])
     }
     actual = {
-        (p["user"], p["vhost"], p["configure"], p["write"], p["read"])
+        (user["name"], p["vhost"], p["configure"], p["write"], p["read"])
         for user in configured
         for p in rabbitmqctl_json(host, "list_user_permissions", user["name"])
     }

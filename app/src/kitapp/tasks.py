@@ -1,0 +1,91 @@
+"""The tasks: the tutorial's three, plus noop, sleep and download.
+
+Each has an explicit, stable Celery name ("kitapp.<function name>") so that producers can
+send it by name without importing this module.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from celery import Task
+from celery.utils.log import get_task_logger
+
+from kitapp.celery_app import app, settings
+from kitapp.downloads import TransientDownloadError, download_to_dir
+
+logger = get_task_logger(__name__)
+
+
+def _tutorial_step(task: Task, label: str, probe: Callable[[], str]) -> dict[str, Any]:
+    logger.info("%s started (task id %s)", label, task.request.id)
+    time.sleep(settings.tutorial_sleep_seconds)
+    value = probe()
+    logger.info("%s: %s", label, value)
+    return {
+        "value": value,
+        "hostname": socket.gethostname(),
+        "worker": task.request.hostname,
+    }
+
+
+@app.task(bind=True, name="kitapp.taskPrintOSName")
+def taskPrintOSName(self: Task) -> dict[str, Any]:  # noqa: N802 - the tutorial's name
+    return _tutorial_step(self, "taskPrintOSName", lambda: os.name)
+
+
+@app.task(bind=True, name="kitapp.taskPrintSystem")
+def taskPrintSystem(self: Task) -> dict[str, Any]:  # noqa: N802 - the tutorial's name
+    return _tutorial_step(self, "taskPrintSystem", platform.system)
+
+
+@app.task(bind=True, name="kitapp.taskPrintSystemRelease")
+def taskPrintSystemRelease(self: Task) -> dict[str, Any]:  # noqa: N802 - the tutorial's name
+    return _tutorial_step(self, "taskPrintSystemRelease", platform.release)
+
+
+@app.task(bind=True, name="kitapp.noop")
+def noop(self: Task) -> dict[str, Any]:
+    return {"hostname": socket.gethostname(), "worker": self.request.hostname}
+
+
+@app.task(bind=True, name="kitapp.sleep")
+def sleep(self: Task, seconds: float) -> dict[str, Any]:
+    time.sleep(float(seconds))
+    return {"slept": float(seconds), "hostname": socket.gethostname()}
+
+
+@app.task(
+    bind=True,
+    name="kitapp.download",
+    autoretry_for=(requests.ConnectionError, requests.Timeout, TransientDownloadError),
+    retry_backoff=True,  # 1 s, 2 s, 4 s
+    retry_backoff_max=60,
+    # No jitter: jitter can draw a 0 s countdown, and then the retried message may run and
+    # fail on another process before this one has stored RETRY, which would overwrite the
+    # final FAILURE with RETRY (seen in the integration tests with concurrency 2).
+    retry_jitter=False,
+    max_retries=3,
+)
+def download(self: Task, url: str) -> dict[str, Any]:
+    logger.info("download of %s started (attempt %d)", url, self.request.retries + 1)
+    result = download_to_dir(
+        url,
+        settings.download_dir,
+        max_bytes=settings.download_max_bytes,
+        timeout=settings.download_timeout,
+        allowed_networks=settings.download_allowed_networks,
+    )
+    logger.info("downloaded %s: %d bytes to %s", url, result.bytes, result.path)
+    return {
+        "path": result.path,
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+        "hostname": socket.gethostname(),
+    }
