@@ -61,9 +61,7 @@ def test_job_submitted_over_http_completes_on_a_worker(web_url, worker_hosts, ta
 
 
 def test_job_is_pending_or_started_before_it_is_done(web_url) -> None:
-    reply = requests.post(
-        f"{web_url}/api/jobs", json={"task": "sleep", "args": [3]}, timeout=10
-    )
+    reply = requests.post(f"{web_url}/api/jobs", json={"task": "sleep", "args": [3]}, timeout=10)
     assert reply.status_code == 202, reply.text
     job_id = reply.json()["id"]
     first = requests.get(f"{web_url}/api/jobs/{job_id}", timeout=10).json()

@@ -23,9 +23,10 @@ def test_rabbitmq_server_is_running_and_enabled(host) -> None:
 
 def test_amqp_port_listens(host, kit_vars) -> None:
     port = kit_vars[host.backend.get_hostname()]["rabbitmq_amqp_port"]
-    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening or host.socket(
-        f"tcp://:::{port}"
-    ).is_listening
+    assert (
+        host.socket(f"tcp://0.0.0.0:{port}").is_listening
+        or host.socket(f"tcp://:::{port}").is_listening
+    )
 
 
 def test_app_vhosts_exist(host, kit_vars) -> None:

@@ -27,6 +27,4 @@ def test_every_supervisor_program_is_running(host) -> None:
         status = host.run("supervisorctl status")
     lines = [line.split() for line in status.stdout.splitlines() if line.strip()]
     assert lines, "supervisor manages no program"
-    assert {fields[0]: fields[1] for fields in lines} == {
-        fields[0]: "RUNNING" for fields in lines
-    }
+    assert {fields[0]: fields[1] for fields in lines} == {fields[0]: "RUNNING" for fields in lines}

@@ -24,7 +24,7 @@ def test_gunicorn_answers_on_its_socket(host, kit_vars) -> None:
     socket = kit_vars[host.backend.get_hostname()]["gunicorn_socket"]
     with host.sudo():
         out = host.check_output(
-            f"python3 -c \"import http.client,socket;"
+            f'python3 -c "import http.client,socket;'
             f"s=socket.socket(socket.AF_UNIX);s.connect('{socket}');"
             f"c=http.client.HTTPConnection('localhost');c.sock=s;"
             f"c.request('GET','/ping');r=c.getresponse();print(r.status)\""
@@ -41,8 +41,7 @@ def test_nginx_is_running_enabled_and_listening(host, kit_vars) -> None:
 
 def test_healthz_through_nginx_reports_broker_and_results_ok(host, kit_vars) -> None:
     port = kit_vars[host.backend.get_hostname()]["nginx_listen_port"]
-    out = host.check_output(
-        f"python3 -c \"import urllib.request;"
-        f"print(urllib.request.urlopen('http://127.0.0.1:{port}/healthz', timeout=10).read().decode())\""
-    )
+    url = f"http://127.0.0.1:{port}/healthz"
+    fetch = f"import urllib.request as u; print(u.urlopen('{url}', timeout=10).read().decode())"
+    out = host.check_output(f'python3 -c "{fetch}"')
     assert json.loads(out) == {"broker": "ok", "results": "ok"}
