@@ -1,7 +1,7 @@
 """Shared fixtures: the deployment's variables, resolved from the inventory in use.
 
 Hosts, paths, ports, users and vhosts are defined once (role defaults + inventory group_vars);
-`kit_vars.yml` resolves them with Ansible itself and the tests read the result.
+`ansible/resolve-vars.yml` resolves them with Ansible itself and the tests read the result.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def kit_vars(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             "ansible-playbook",
             "-i",
             str(inventory_path(request.config)),
-            str(ROOT / "tests" / "kit_vars.yml"),
+            str(ROOT / "ansible" / "resolve-vars.yml"),
             "-e",
             f"kit_vars_file={out}",
         ],
