@@ -7,7 +7,7 @@ set -euo pipefail
 
 python=${1:?usage: vagrant/host-setup.sh PYTHON}
 here=$(cd "$(dirname "$0")" && pwd)
-packages=(vagrant vagrant-lxc lxc debootstrap dnsmasq-base iptables rsync openssh-client)
+packages=(vagrant vagrant-lxc lxc debootstrap dnsmasq-base iptables rsync openssh-client chromium chromium-driver)
 dhcp_conf=/etc/lxc/celerykit-dhcp-hosts.conf
 lxc_net=/usr/libexec/lxc/lxc-net
 

@@ -287,6 +287,16 @@ def web(services: None, worker: Proc, tmp_root: Path) -> Iterator[Web]:
 
 
 @pytest.fixture(scope="session")
+def other_web(services: None, worker: Proc, tmp_root: Path) -> Iterator[Web]:
+    """A second, separate gunicorn (as on another web host): it never sees the submissions."""
+    server = start_gunicorn(tmp_root, "gunicorn-other", workers=1)
+    try:
+        yield server
+    finally:
+        server.proc.stop()
+
+
+@pytest.fixture(scope="session")
 def web_without_broker(services: None, tmp_root: Path) -> Iterator[Web]:
     """A gunicorn whose broker URL points at a closed port: the broker is 'down'."""
     dead = f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@127.0.0.1:{free_port()}/{VHOST}"

@@ -1,0 +1,166 @@
+"""A user drives the web page in a real headless Chromium, through nginx, gunicorn and a worker.
+
+The browser is Debian's Chromium driven by Debian's chromedriver (packages `chromium` and
+`chromium-driver`, installed by `make host`); nothing is downloaded at run time (Selenium
+Manager is never used: both paths are given explicitly). Chromium runs with background
+networking off, so the only traffic is to the cluster's web front end.
+
+The download source is the front end itself (`<web_url>/ping`, a 4-byte "pong"): workers may
+only fetch from private addresses listed in KITAPP_DOWNLOAD_ALLOWED_NETWORKS, which the
+deployment must set to include the web host's cluster address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Straight to the cluster, whatever proxy the environment names.
+    "--no-proxy-server",
+    "--window-size=1280,900",
+]
+FINAL_STATES = ("SUCCESS", "FAILURE")
+KNOWN_STATES = {"PENDING", "STARTED", "RETRY", *FINAL_STATES}
+JOB_TIMEOUT = 120
+PAGE_TIMEOUT = 30
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver "
+            "(`make host` does, via vagrant/host-setup.sh)",
+            pytrace=False,
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in CHROMIUM_ARGS:
+        options.add_argument(arg)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    service = Service(
+        executable_path=str(CHROMEDRIVER),
+        log_output=str(tmp_path_factory.mktemp("chromedriver") / "chromedriver.log"),
+    )
+    try:
+        driver = webdriver.Chrome(service=service, options=options)
+    except WebDriverException as exc:
+        pytest.fail(f"could not start headless Chromium: {exc.msg}", pytrace=False)
+    driver.set_page_load_timeout(PAGE_TIMEOUT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def recent_job_ids(web_url: str) -> set[str]:
+    """Every job the page could already be showing (it lists the newest 20)."""
+    reply = requests.get(f"{web_url}/api/jobs", params={"limit": 100}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return {job["id"] for job in reply.json()["jobs"]}
+
+
+def jobs_table(browser: webdriver.Chrome) -> str:
+    return browser.find_element(By.CSS_SELECTOR, "table#jobs").text
+
+
+def submit_url(browser: webdriver.Chrome, web_url: str, url: str) -> WebElement:
+    """Opens the page, submits `url` through the form; returns the new job's row."""
+    browser.get(f"{web_url}/")
+    wait = WebDriverWait(browser, PAGE_TIMEOUT)
+    field = wait.until(
+        EC.element_to_be_clickable((By.CSS_SELECTOR, "form#download-form input#url"))
+    )
+    known = recent_job_ids(web_url)
+    field.clear()
+    field.send_keys(url)
+    browser.find_element(By.CSS_SELECTOR, "form#download-form button#submit").click()
+
+    def new_row(driver: webdriver.Chrome) -> WebElement | bool:
+        for row in driver.find_elements(By.CSS_SELECTOR, "table#jobs tbody tr[data-id]"):
+            if row.get_attribute("data-id") not in known:
+                return row
+        return False
+
+    try:
+        return wait.until(new_row)
+    except TimeoutException:
+        message = browser.find_element(By.ID, "message").text
+        pytest.fail(
+            f"no row for the submitted job after {PAGE_TIMEOUT}s; "
+            f"#message: {message!r}; table:\n{jobs_table(browser)}"
+        )
+
+
+def wait_for_final_state(browser: webdriver.Chrome, row: WebElement) -> list[str]:
+    """Watches the row's td.state until SUCCESS or FAILURE; returns the states seen, in order."""
+    seen: list[str] = []
+
+    def final(_driver: webdriver.Chrome) -> bool:
+        state = row.find_element(By.CSS_SELECTOR, "td.state").text.strip()
+        if state and (not seen or seen[-1] != state):
+            seen.append(state)
+        return state in FINAL_STATES
+
+    try:
+        WebDriverWait(browser, JOB_TIMEOUT, poll_frequency=0.2).until(final)
+    except TimeoutException:
+        pytest.fail(
+            f"job {row.get_attribute('data-id')} not finished after {JOB_TIMEOUT}s "
+            f"(states seen: {seen}); table:\n{jobs_table(browser)}"
+        )
+    return seen
+
+
+def test_user_submits_a_download_and_watches_it_finish_in_the_browser(browser, web_url) -> None:
+    source = f"{web_url}/ping"
+    expected = requests.get(source, timeout=10)
+    assert expected.status_code == 200, expected.text
+
+    row = submit_url(browser, web_url, source)
+    assert row.find_element(By.CSS_SELECTOR, "td.task").text == "download"
+    seen = wait_for_final_state(browser, row)
+
+    details = row.find_element(By.CSS_SELECTOR, "td.details").text
+    assert seen[-1] == "SUCCESS", f"states seen: {seen}; details: {details!r}"
+    assert set(seen) <= KNOWN_STATES, seen
+    # The worker fetched exactly what the front end serves.
+    body = expected.content
+    assert details == f"{len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()}"
+    assert row.get_attribute("data-state") == "SUCCESS"
+    assert browser.find_element(By.ID, "message").text == ""
+
+
+def test_non_http_url_submitted_in_the_browser_fails_on_the_worker(browser, web_url) -> None:
+    # The API only checks the argument's type; the worker refuses any scheme but http(s).
+    row = submit_url(browser, web_url, "file:///etc/passwd")
+    seen = wait_for_final_state(browser, row)
+
+    details = row.find_element(By.CSS_SELECTOR, "td.details").text
+    assert seen[-1] == "FAILURE", f"states seen: {seen}; details: {details!r}"
+    assert details == "DownloadError: URL scheme 'file' is not allowed; use http or https"
+    assert "root:" not in jobs_table(browser)
