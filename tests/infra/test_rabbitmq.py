@@ -47,10 +47,12 @@ def test_each_user_has_exactly_the_permissions_it_was_given(host, kit_vars) -> N
         for user in configured
         for p in user.get("permissions", [])
     }
+    no_access = ("^$", "^$", "^$")  # what RabbitMQ records for a user given no permissions
     actual = {
         (user["name"], p["vhost"], p["configure"], p["write"], p["read"])
         for user in configured
         for p in rabbitmqctl_json(host, "list_user_permissions", user["name"])
+        if (p["configure"], p["write"], p["read"]) != no_access
     }
     assert actual == wanted
 
@@ -64,3 +66,79 @@ def test_app_users_have_no_admin_tags_unless_configured(host, kit_vars, tag) -> 
     actual = {u["user"]: set(u["tags"]) for u in rabbitmqctl_json(host, "list_users")}
     for name, tags in configured.items():
         assert (tag in actual[name]) == (tag in tags), name
+
+
+def test_every_broker_is_a_running_node_of_one_cluster(host, kit_vars) -> None:
+    brokers = sorted(name for name, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
+    with host.sudo():
+        status = json.loads(
+            host.check_output("rabbitmqctl --quiet cluster_status --formatter json")
+        )
+    assert sorted(node.split("@", 1)[1] for node in status["running_nodes"]) == brokers
+
+
+def test_open_file_limit_is_raised(host, kit_vars) -> None:
+    wanted = kit_vars[host.backend.get_hostname()]["rabbitmq_nofile_limit"]
+    with host.sudo():
+        limit = host.check_output("systemctl show rabbitmq-server --property=LimitNOFILE")
+    assert limit == f"LimitNOFILE={wanted}"
+
+
+def test_management_api_listens_on_its_address_only(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    port = hv["rabbitmq_management_port"]
+    assert host.socket(f"tcp://{hv['rabbitmq_management_ip']}:{port}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
+
+
+def test_management_api_refuses_anonymous_access(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    url = f"http://{hv['rabbitmq_management_ip']}:{hv['rabbitmq_management_port']}/api/overview"
+    probe = f"""python3 - <<'EOF'
+import urllib.error, urllib.request
+try:
+    urllib.request.urlopen('{url}', timeout=5)
+    print(200)
+except urllib.error.HTTPError as err:
+    print(err.code)
+EOF"""
+    assert host.check_output(probe) == "401"
+
+
+def test_queue_type_policy_matches_the_broker_count(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    policies = {
+        (p["vhost"], p["name"]): json.loads(p["definition"])
+        if isinstance(p["definition"], str)
+        else p["definition"]
+        for vhost in hv["rabbitmq_vhosts"]
+        for p in rabbitmqctl_json(host, "list_policies", "-p", vhost)
+    }
+    wanted = {(p["vhost"], p["name"]): p["tags"] for p in hv["rabbitmq_policies"]}
+    assert policies == wanted
+
+
+def test_app_queue_has_the_configured_queue_type(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    queues = {
+        q["name"]: q["type"]
+        for q in rabbitmqctl_json(
+            host, "list_queues", "-p", hv["kitapp_broker_vhost"], "name", "type"
+        )
+    }
+    assert queues[hv["kitapp_default_queue"]] == hv["kitapp_queue_type"]
+
+
+def test_quorum_queue_has_a_member_on_every_broker(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    if hv["kitapp_queue_type"] != "quorum":
+        pytest.skip("classic queues: a single broker")
+    brokers = sorted(name for name, v in kit_vars.items() if "rabbitmq" in v["groups"])
+    with host.sudo():
+        status = json.loads(
+            host.check_output(
+                f"rabbitmq-queues --quiet --formatter json quorum_status "
+                f"-p {hv['kitapp_broker_vhost']} {hv['kitapp_default_queue']}"
+            )
+        )
+    assert sorted(member["Node Name"].split("@", 1)[1] for member in status) == brokers

@@ -1,0 +1,59 @@
+"""ufw: deny by default; broker, Erlang and result-store ports open to cluster hosts only.
+
+The control node running these tests is not a cluster host, so it plays the outsider.
+"""
+
+from __future__ import annotations
+
+import socket
+
+testinfra_hosts = [
+    "ansible://rabbitmq",
+    "ansible://redis",
+    "ansible://celery_workers",
+    "ansible://web",
+]
+
+CLUSTER_ONLY = {
+    "rabbitmq": ["rabbitmq_amqp_port", 4369, 25672, "rabbitmq_management_port"],
+    "redis": ["redis_port"],
+}
+
+
+def reachable(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def test_ufw_is_active_and_denies_incoming_by_default(host) -> None:
+    with host.sudo():
+        status = host.check_output("ufw status verbose")
+    assert "Status: active" in status
+    assert "Default: deny (incoming)" in status
+
+
+def test_ufw_is_enabled_at_boot(host) -> None:
+    assert host.service("ufw").is_enabled
+
+
+def test_host_outside_the_cluster_cannot_open_cluster_ports(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    ports = sorted(
+        int(hv[p]) if isinstance(p, str) else p
+        for group in hv["groups"]
+        for p in CLUSTER_ONLY.get(group, [])
+    )
+    assert [p for p in ports if reachable(hv["cluster_address"], p)] == []
+
+
+def test_cluster_host_can_open_the_broker_port(host, kit_vars) -> None:
+    brokers = [v for v in kit_vars.values() if "rabbitmq" in v["groups"]]
+    target = brokers[0]
+    probe = (
+        'python3 -c "import socket; socket.create_connection('
+        f"('{target['cluster_address']}', {target['rabbitmq_amqp_port']}), timeout=3)\""
+    )
+    assert host.run(probe).rc == 0, f"{host.backend.get_hostname()} cannot reach the broker"
