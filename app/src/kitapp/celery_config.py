@@ -76,6 +76,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
     }
+    if settings.beat_heartbeat_seconds:
+        # celery beat sends a no-op every N seconds: a periodic task that shows the one beat
+        # process of the deployment is alive and its schedule reaches the workers.
+        config["beat_schedule"] = {
+            "heartbeat": {"task": "kitapp.noop", "schedule": settings.beat_heartbeat_seconds}
+        }
     if settings.queue_type == "quorum":
         # Quorum queues: Celery detects them and switches to per-consumer QoS; queues it
         # declares on its own (e.g. for native delayed delivery) are quorum too.

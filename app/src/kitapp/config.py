@@ -43,6 +43,7 @@ class Settings:
     download_timeout: int = 30
     download_allowed_networks: tuple[IPNetwork, ...] = ()
     max_request_bytes: int = 65536
+    beat_heartbeat_seconds: int = 0
 
     @property
     def broker_url(self) -> str:
@@ -211,4 +212,5 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         download_timeout=_parse_int(environ, "KITAPP_DOWNLOAD_TIMEOUT", 30, minimum=1),
         download_allowed_networks=_parse_networks(environ),
         max_request_bytes=_parse_int(environ, "KITAPP_MAX_REQUEST_BYTES", 65536, minimum=1),
+        beat_heartbeat_seconds=_parse_int(environ, "KITAPP_BEAT_HEARTBEAT_SECONDS", 0, minimum=0),
     )

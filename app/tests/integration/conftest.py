@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,34 +278,34 @@ def start_gunicorn(tmp_root: Path, name: str, workers: int, **env_overrides: str
     return web
 
 
-@pytest.fixture(scope="session")
-def web(services: None, worker: Proc, tmp_root: Path) -> Iterator[Web]:
-    server = start_gunicorn(tmp_root, "gunicorn", workers=2)
+@contextmanager
+def gunicorn(tmp_root: Path, name: str, workers: int, **env_overrides: str) -> Iterator[Web]:
+    server = start_gunicorn(tmp_root, name, workers, **env_overrides)
     try:
         yield server
     finally:
         server.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def web(services: None, worker: Proc, tmp_root: Path) -> Iterator[Web]:
+    with gunicorn(tmp_root, "gunicorn", workers=2) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def other_web(services: None, worker: Proc, tmp_root: Path) -> Iterator[Web]:
     """A second, separate gunicorn (as on another web host): it never sees the submissions."""
-    server = start_gunicorn(tmp_root, "gunicorn-other", workers=1)
-    try:
+    with gunicorn(tmp_root, "gunicorn-other", workers=1) as server:
         yield server
-    finally:
-        server.proc.stop()
 
 
 @pytest.fixture(scope="session")
 def web_without_broker(services: None, tmp_root: Path) -> Iterator[Web]:
     """A gunicorn whose broker URL points at a closed port: the broker is 'down'."""
     dead = f"amqp://{AMQP_USER}:{AMQP_PASSWORD}@127.0.0.1:{free_port()}/{VHOST}"
-    server = start_gunicorn(tmp_root, "gunicorn-nobroker", workers=1, KITAPP_BROKER_URLS=dead)
-    try:
+    with gunicorn(tmp_root, "gunicorn-nobroker", workers=1, KITAPP_BROKER_URLS=dead) as server:
         yield server
-    finally:
-        server.proc.stop()
 
 
 def submit(web: Web, task: str, *args: Any) -> dict[str, Any]:

@@ -67,3 +67,13 @@ def test_settings_flow_through() -> None:
     assert conf["worker_prefetch_multiplier"] == 4
     assert conf["result_expires"] == 60
     assert (conf["task_soft_time_limit"], conf["task_time_limit"]) == (5, 6)
+
+
+def test_beat_schedule_is_off_by_default() -> None:
+    assert "beat_schedule" not in celery_config(load_settings(BASE))
+
+
+def test_beat_heartbeat_schedules_a_noop() -> None:
+    env = {**BASE, "KITAPP_BEAT_HEARTBEAT_SECONDS": "30"}
+    schedule = celery_config(load_settings(env))["beat_schedule"]
+    assert schedule == {"heartbeat": {"task": "kitapp.noop", "schedule": 30}}

@@ -147,6 +147,11 @@ def test_required_variables(env: dict[str, str], missing: str) -> None:
         ),  # noqa: E501
         ("KITAPP_MAX_REQUEST_BYTES", "1e6", "KITAPP_MAX_REQUEST_BYTES must be an integer"),
         ("KITAPP_MAX_REQUEST_BYTES", "-1", "KITAPP_MAX_REQUEST_BYTES must be an integer >= 1"),
+        (
+            "KITAPP_BEAT_HEARTBEAT_SECONDS",
+            "soon",
+            "KITAPP_BEAT_HEARTBEAT_SECONDS must be an integer",
+        ),
     ],
 )
 def test_malformed_values_name_their_variable(name: str, value: str, message: str) -> None:
