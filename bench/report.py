@@ -1,0 +1,282 @@
+"""Pure logic of the report: parsing wrk and Ansible output, ratios, the printed table."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from remote.stats import ratio
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_DURATION = re.compile(r"^([0-9.]+)(us|ms|s|m|h)$")
+
+
+def duration_ms(token: str) -> float:
+    """A wrk duration ("812.00us", "1.20ms", "2.01s", "1.00m") in milliseconds."""
+    match = _DURATION.match(token.strip())
+    if not match:
+        raise ValueError(f"not a wrk duration: {token!r}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """The figures of `wrk --latency` output: requests/s, latency percentiles (ms), errors."""
+    rps = re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.MULTILINE)
+    if not rps:
+        raise ValueError(f"no Requests/sec line in wrk output:\n{text[-1000:]}")
+    latency = {
+        f"p{pct}": duration_ms(value)
+        for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", text, re.MULTILINE)
+    }
+    total = re.search(r"^\s+(\d+) requests in ([0-9.]+\w+),", text, re.MULTILINE)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    return {
+        "requests_per_s": float(rps.group(1)),
+        "latency_ms": latency,
+        "requests": int(total.group(1)) if total else None,
+        "duration_s": duration_ms(total.group(2)) / 1000 if total else None,
+        "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(n) for n in sockets.groups()) if sockets else 0,
+    }
+
+
+def parse_recap(text: str) -> dict[str, dict[str, int]]:
+    """Per host, the counters of an ansible-playbook PLAY RECAP."""
+    recap: dict[str, dict[str, int]] = {}
+    for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=\d+.*)$", text, re.MULTILINE):
+        recap[host] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counters)}
+    return recap
+
+
+def parse_phases(text: str) -> dict[str, int]:
+    """tests/results/phases.txt (written by tests/cluster.sh): phase name -> seconds."""
+    phases: dict[str, int] = {}
+    for line in text.splitlines():
+        match = re.match(r"^(.*\S)\s+(\d+)s\s*$", line)
+        if match:
+            phases[match.group(1)] = int(match.group(2))
+    return phases
+
+
+def cold_provision_seconds(phases: dict[str, int]) -> int | None:
+    for name, seconds in phases.items():
+        if name.startswith("provision: first run"):
+            return seconds
+    return None
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+RATIOS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
+    (
+        "celery drain: kit workers / hand-started worker",
+        ("celery", "kit", "drain", "steady_rate"),
+        ("celery", "hand", "drain", "steady_rate"),
+    ),
+    (
+        "celery drain: kit workers / broker ceiling (consume)",
+        ("celery", "kit", "drain", "steady_rate"),
+        ("broker_ceiling", "consume", "steady_rate"),
+    ),
+    (
+        "celery publish: send_task / broker ceiling (publish)",
+        ("celery", "kit", "publish", "rate"),
+        ("broker_ceiling", "publish", "rate"),
+    ),
+    (
+        "http req/s: POST /api/jobs (enqueue) / GET /ping (trivial)",
+        ("http", "post_jobs", "requests_per_s"),
+        ("http", "ping", "requests_per_s"),
+    ),
+    (
+        "http p50: POST /api/jobs / GET /ping",
+        ("http", "post_jobs", "latency_ms", "p50"),
+        ("http", "ping", "latency_ms", "p50"),
+    ),
+    (
+        "e2e p50 latency / POST /api/jobs p50 (under wrk load)",
+        ("e2e_latency", "latency_ms", "p50"),
+        ("http", "post_jobs", "latency_ms", "p50"),
+    ),
+    (
+        "provision warm: no pipelining+ControlPersist / kit default",
+        ("provision", "warm_without_pipelining", "seconds"),
+        ("provision", "warm_default", "seconds"),
+    ),
+    (
+        "provision: warm (kit default) / cold first run",
+        ("provision", "warm_default", "seconds"),
+        ("provision", "cold_seconds"),
+    ),
+    (
+        "sweep: fastest hand worker / kit workers",
+        ("sweep", "fastest", "steady_rate"),
+        ("celery", "kit", "drain", "steady_rate"),
+    ),
+]
+
+
+def compute_ratios(phases: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every ratio whose two figures were measured in this run (None if one is missing)."""
+    out = []
+    for name, num_path, den_path in RATIOS:
+        numerator = _get(phases, *num_path)
+        denominator = _get(phases, *den_path)
+        out.append(
+            {
+                "name": name,
+                "numerator": numerator,
+                "denominator": denominator,
+                "value": ratio(numerator, denominator),
+                "of": [".".join(num_path), ".".join(den_path)],
+            }
+        )
+    return out
+
+
+def fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def _phase_status(phase: Any) -> str | None:
+    if phase is None:
+        return "not run"
+    if "skipped" in phase:
+        return f"skipped: {phase['skipped']}"
+    if "error" in phase:
+        return f"ERROR: {phase['error']}"
+    return None
+
+
+def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(section, figure, value) rows of the printed table."""
+    rows: list[tuple[str, str, str]] = []
+
+    def add(section: str, label: str, value: str) -> None:
+        rows.append((section, label, value))
+
+    ceiling = phases.get("broker_ceiling")
+    status = _phase_status(ceiling)
+    if status:
+        add("broker ceiling", "", status)
+    else:
+        setup = f"{ceiling['queue_type']} queue, {_get(ceiling, 'consume', 'consumers')} consumers"
+        add("broker ceiling", f"raw AMQP, {setup}", "")
+        add(
+            "",
+            "  messages/s in (persistent, publisher confirms)",
+            fmt(_get(ceiling, "publish", "rate")),
+        )
+        add(
+            "",
+            "  messages/s out (steady; manual ack, prefetch 1)",
+            fmt(_get(ceiling, "consume", "steady_rate")),
+        )
+
+    celery = phases.get("celery")
+    status = _phase_status(celery)
+    if status:
+        add("celery no-op", "", status)
+    else:
+        for label, key in (("kit workers (supervisor)", "kit"), ("hand-started worker", "hand")):
+            part = celery.get(key) or {}
+            if "error" in part:
+                add("celery no-op", label, f"ERROR: {part['error']}")
+                continue
+            drain = part.get("drain", {})
+            add(
+                "celery no-op",
+                f"{label}: tasks/s in (send_task)",
+                fmt(_get(part, "publish", "rate")),
+            )
+            add("", f"{label}: tasks/s out (steady)", fmt(drain.get("steady_rate")))
+            add(
+                "",
+                f"{label}: tasks done / sent",
+                f"{drain.get('done')}/{_get(part, 'publish', 'sent')}",
+            )
+            add("", f"{label}: drain span", fmt(drain.get("span_seconds"), " s"))
+
+    http = phases.get("http")
+    status = _phase_status(http)
+    if status:
+        add("http (wrk)", "", status)
+    else:
+        for label, key in (("POST /api/jobs", "post_jobs"), ("GET /ping", "ping")):
+            part = http[key]
+            add("http (wrk)", f"{label}: requests/s", fmt(part["requests_per_s"]))
+            add("", f"{label}: p50 / p99", _pair(part["latency_ms"], "p50", "p99"))
+            errors = part["non_2xx_3xx"] + part["socket_errors"]
+            add("", f"{label}: errors (non-2xx/3xx + socket)", str(errors))
+
+    e2e = phases.get("e2e_latency")
+    status = _phase_status(e2e)
+    if status:
+        add("end-to-end", "", status)
+    else:
+        lat = e2e["latency_ms"]
+        add("end-to-end", "POST -> SUCCESS p50 / p95 / p99", _triple(lat))
+        add("", "jobs ok / sent", f"{e2e['succeeded']}/{e2e['sent']}")
+
+    provision = phases.get("provision")
+    status = _phase_status(provision)
+    if status:
+        add("provisioning", "", status)
+    if provision:
+        add("provisioning", "cold first run (phases.txt)", fmt(provision.get("cold_seconds"), " s"))
+        for label, key in (
+            ("warm, kit default (pipelining, ControlPersist)", "warm_default"),
+            ("warm, without pipelining/ControlPersist", "warm_without_pipelining"),
+        ):
+            if key in provision:
+                add("", label, fmt(_get(provision, key, "seconds"), " s"))
+
+    sweep = phases.get("sweep")
+    status = _phase_status(sweep)
+    if status:
+        add("tuning sweep", "", status)
+    else:
+        for point in sweep["points"]:
+            label = f"concurrency {point['concurrency']}, prefetch {point['prefetch']}"
+            value = fmt(point.get("steady_rate")) if "error" not in point else "ERROR"
+            add("tuning sweep", f"{label}: tasks/s", value)
+        fastest = sweep.get("fastest") or {}
+        add(
+            "",
+            "fastest" + (" (partial sweep)" if sweep.get("partial") else ""),
+            f"concurrency {fastest.get('concurrency')}, prefetch {fastest.get('prefetch')}",
+        )
+    return rows
+
+
+def _pair(latency: dict[str, float], a: str, b: str) -> str:
+    return f"{fmt(latency.get(a), ' ms', 2)} / {fmt(latency.get(b), ' ms', 2)}"
+
+
+def _triple(latency: dict[str, float]) -> str:
+    return " / ".join(fmt(latency.get(p), " ms", 1) for p in ("p50", "p95", "p99"))
+
+
+def format_table(rows: list[tuple[str, str, str]], ratios: list[dict[str, Any]]) -> str:
+    width_a = max([len(r[0]) for r in rows] + [8])
+    width_b = max([len(r[1]) for r in rows] + [len(r["name"]) - width_a - 2 for r in ratios] + [8])
+    lines = [f"{'':{width_a}}  {'figure':{width_b}}  value", "-" * (width_a + width_b + 20)]
+    lines += [f"{a:{width_a}}  {b:{width_b}}  {c}" for a, b, c in rows]
+    lines += ["", "ratios (both figures from this run)", "-" * (width_a + width_b + 20)]
+    for item in ratios:
+        value = f"{item['value']:.3f}" if item["value"] is not None else "- (not measured)"
+        lines.append(f"{item['name']:{width_a + width_b + 2}}  {value}")
+    return "\n".join(lines)
