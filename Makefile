@@ -8,12 +8,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible/ansible.cfg
 export VAGRANT_DEFAULT_PROVIDER ?= lxc
 export CELERYKIT_LXC_BOX ?= $(shell sed -n 's/^ *lxc: *\([^ #]*\).*/\1/p' vagrant/hosts.yml | head -n 1)
 
-.PHONY: help setup venv host box up provision down test lint unit integration cluster-test
+.PHONY: help setup venv host box up provision down test lint unit integration cluster-test bench
 
 help:
 	@echo "make up      bring the local cluster up and deploy the example app (installs what it needs)"
 	@echo "make test    run every test: lint, unit, integration, cluster (up, provision x2, testinfra, e2e, down)"
 	@echo "make down    destroy the local cluster"
+	@echo "make bench   benchmark the running cluster (table, bench/results/<run>.json and .png)"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt app/pyproject.toml
@@ -42,8 +43,8 @@ down:
 lint: venv
 	yamllint -s .
 	cd ansible && ansible-lint --profile production
-	ruff check app tests ansible/inventories
-	ruff format --check app tests ansible/inventories
+	ruff check app tests ansible/inventories bench
+	ruff format --check app tests ansible/inventories bench
 
 unit: venv
 	pytest -q app/tests/unit
@@ -56,3 +57,11 @@ cluster-test: setup
 	tests/cluster.sh test
 
 test: lint unit integration cluster-test
+
+# Benchmarks of the running cluster (`make up` first); see README.md "Benchmarks". Knobs, as
+# environment or make variables: BENCH_TASKS (10000), BENCH_AMQP_MESSAGES (20000),
+# BENCH_AMQP_CONSUMERS, BENCH_HAND_CONCURRENCY, BENCH_HAND_PREFETCH (4), BENCH_MAX_SECONDS (180),
+# BENCH_WRK_DURATION/CONNECTIONS/THREADS (10/8/2), BENCH_E2E_RATE/SECONDS (5/20),
+# BENCH_PHASES, BENCH_PROVISION=1, BENCH_SWEEP=1 (BENCH_SWEEP_TASKS), BENCH_INVENTORY.
+bench: venv
+	python bench/run.py

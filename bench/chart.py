@@ -22,6 +22,14 @@ THROUGHPUT = [
     ("HTTP\nPOST jobs", ("http", "post_jobs", "requests_per_s")),
     ("HTTP\nGET ping", ("http", "ping", "requests_per_s")),
 ]
+COLORS = {
+    "AMQP": "#8c8c8c",
+    "Celery": "#4878a8",
+    "HTTP": "#d1884b",
+    "POST": "#d1884b",
+    "GET": "#e8b27d",
+    "e2e": "#5a9e6f",
+}
 LATENCY = [
     ("POST jobs\np50", ("http", "post_jobs", "latency_ms", "p50")),
     ("POST jobs\np99", ("http", "post_jobs", "latency_ms", "p99")),
@@ -41,7 +49,8 @@ def _bars(ax: Any, series: list[tuple[str, tuple[str, ...]]], phases: dict[str, 
         return
     labels = [label for label, _ in points]
     values = [value for _, value in points]
-    bars = ax.bar(labels, values, color="#4878a8")
+    colors = [COLORS.get(label.split("\n")[0].split()[0], "#4878a8") for label in labels]
+    bars = ax.bar(labels, values, color=colors)
     ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 10 else f"{v:.2f}" for v in values], fontsize=8)
     ax.set_yscale("log")
     ax.tick_params(axis="x", labelsize=8)

@@ -35,13 +35,17 @@ def cold_from_phases(path: Path = PHASES_FILE) -> dict[str, Any]:
 
 
 def timed_site_run(
-    inventory: Path, log: Path, overrides: dict[str, str], timeout: float
+    inventory: Path,
+    log: Path,
+    overrides: dict[str, str],
+    timeout: float,
+    playbook: str = "site.yml",
 ) -> dict[str, Any]:
     env = {**os.environ, **ANSIBLE_ENV, **overrides}
     started = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.run(
-            ["ansible-playbook", "-i", str(inventory), "site.yml"],
+            ["ansible-playbook", "-i", str(inventory), playbook],
             cwd=ROOT / "ansible",
             env=env,
             stdout=out,
@@ -58,5 +62,5 @@ def timed_site_run(
             host.get("failed", 0) + host.get("unreachable", 0) for host in recap.values()
         ),
         "overrides": overrides,
-        "log": str(log.relative_to(ROOT)),
+        "log": str(log),
     }

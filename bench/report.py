@@ -103,11 +103,6 @@ RATIOS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("http", "ping", "latency_ms", "p50"),
     ),
     (
-        "e2e p50 latency / POST /api/jobs p50 (under wrk load)",
-        ("e2e_latency", "latency_ms", "p50"),
-        ("http", "post_jobs", "latency_ms", "p50"),
-    ),
-    (
         "provision warm: no pipelining+ControlPersist / kit default",
         ("provision", "warm_without_pipelining", "seconds"),
         ("provision", "warm_default", "seconds"),
@@ -153,7 +148,7 @@ def fmt(value: Any, unit: str = "", digits: int = 1) -> str:
 
 def _phase_status(phase: Any) -> str | None:
     if phase is None:
-        return "not run"
+        return None
     if "skipped" in phase:
         return f"skipped: {phase['skipped']}"
     if "error" in phase:
@@ -170,7 +165,9 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     ceiling = phases.get("broker_ceiling")
     status = _phase_status(ceiling)
-    if status:
+    if ceiling is None:
+        pass
+    elif status:
         add("broker ceiling", "", status)
     else:
         setup = f"{ceiling['queue_type']} queue, {_get(ceiling, 'consume', 'consumers')} consumers"
@@ -188,7 +185,9 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     celery = phases.get("celery")
     status = _phase_status(celery)
-    if status:
+    if celery is None:
+        pass
+    elif status:
         add("celery no-op", "", status)
     else:
         for label, key in (("kit workers (supervisor)", "kit"), ("hand-started worker", "hand")):
@@ -212,7 +211,9 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     http = phases.get("http")
     status = _phase_status(http)
-    if status:
+    if http is None:
+        pass
+    elif status:
         add("http (wrk)", "", status)
     else:
         for label, key in (("POST /api/jobs", "post_jobs"), ("GET /ping", "ping")):
@@ -224,7 +225,9 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     e2e = phases.get("e2e_latency")
     status = _phase_status(e2e)
-    if status:
+    if e2e is None:
+        pass
+    elif status:
         add("end-to-end", "", status)
     else:
         lat = e2e["latency_ms"]
@@ -232,7 +235,7 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
         add("", "jobs ok / sent", f"{e2e['succeeded']}/{e2e['sent']}")
 
     provision = phases.get("provision")
-    status = _phase_status(provision)
+    status = _phase_status(provision) if provision is not None else None
     if status:
         add("provisioning", "", status)
     if provision:
@@ -246,7 +249,9 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     sweep = phases.get("sweep")
     status = _phase_status(sweep)
-    if status:
+    if sweep is None:
+        pass
+    elif status:
         add("tuning sweep", "", status)
     else:
         for point in sweep["points"]:
@@ -274,7 +279,11 @@ def format_table(rows: list[tuple[str, str, str]], ratios: list[dict[str, Any]])
     width_a = max([len(r[0]) for r in rows] + [8])
     width_b = max([len(r[1]) for r in rows] + [len(r["name"]) - width_a - 2 for r in ratios] + [8])
     lines = [f"{'':{width_a}}  {'figure':{width_b}}  value", "-" * (width_a + width_b + 20)]
-    lines += [f"{a:{width_a}}  {b:{width_b}}  {c}" for a, b, c in rows]
+    previous = ""
+    for section, label, value in rows:
+        shown_section = "" if section == previous else section
+        previous = section or previous
+        lines.append(f"{shown_section:{width_a}}  {label:{width_b}}  {value}".rstrip())
     lines += ["", "ratios (both figures from this run)", "-" * (width_a + width_b + 20)]
     for item in ratios:
         value = f"{item['value']:.3f}" if item["value"] is not None else "- (not measured)"

@@ -23,14 +23,20 @@ def inventory_path(config: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kit_vars(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def inventory(request: pytest.FixtureRequest) -> str:
+    """Absolute path of the inventory under test (--ansible-inventory, else the Vagrant one)."""
+    return str(inventory_path(request.config))
+
+
+@pytest.fixture(scope="session")
+def kit_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Per inventory host: its groups, cluster address and the roles' resolved variables."""
     out = tmp_path_factory.mktemp("kit-vars") / "kit-vars.json"
     subprocess.run(
         [
             "ansible-playbook",
             "-i",
-            str(inventory_path(request.config)),
+            inventory,
             str(ROOT / "ansible" / "resolve-vars.yml"),
             "-e",
             f"kit_vars_file={out}",

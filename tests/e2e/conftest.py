@@ -18,6 +18,5 @@ def web_url(kit_vars: dict, web_host_name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def web_host(request: pytest.FixtureRequest, web_host_name: str):
-    inventory = request.config.getoption("ansible_inventory")
+def web_host(inventory: str, web_host_name: str):
     return testinfra.get_host(f"ansible://{web_host_name}?ansible_inventory={inventory}")

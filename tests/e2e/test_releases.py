@@ -20,18 +20,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def playbook(inventory: str, name: str, *args: str) -> None:
-    subprocess.run(
+    run = subprocess.run(
         ["ansible-playbook", "-i", inventory, name, *args],
-        check=True,
         cwd=ROOT / "ansible",
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
-        stdout=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
+    assert run.returncode == 0, f"{name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
 
 
 @pytest.fixture(scope="module")
-def app_hosts(request, kit_vars: dict, worker_hosts: list[str], web_hosts: list[str]) -> dict:
-    inventory = request.config.getoption("ansible_inventory")
+def app_hosts(inventory: str, worker_hosts: list[str], web_hosts: list[str]) -> dict:
     return {
         name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
         for name in worker_hosts + web_hosts
@@ -57,9 +57,8 @@ def noop_job_succeeds(web_url: str) -> bool:
 
 
 def test_deploy_makes_a_new_release_and_rollback_returns_to_the_previous(
-    request, app_hosts, kit_vars, web_url
+    inventory, app_hosts, kit_vars, web_url
 ) -> None:
-    inventory = request.config.getoption("ansible_inventory")
     before = links(app_hosts, kit_vars, "current")
 
     # A changed release: the same app with one more package beside it (extra-vars apply to

@@ -19,8 +19,7 @@ def test_beat_runs_on_the_beat_host_only(host, kit_vars) -> None:
     assert running == ("celery_beat" in kit_vars[name]["groups"]), status
 
 
-def test_exactly_one_beat_process_runs_in_the_deployment(request, kit_vars, worker_hosts) -> None:
-    inventory = request.config.getoption("ansible_inventory")
+def test_exactly_one_beat_process_runs_in_the_deployment(inventory, kit_vars, worker_hosts) -> None:
     running = [
         name
         for name in worker_hosts

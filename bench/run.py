@@ -1,0 +1,531 @@
+"""`make bench`: throughput and latency of the running cluster, as ratios measured in one run.
+
+Phases (each bounded in count and time; all load goes to the cluster's own hosts):
+  ceiling    raw AMQP publish/consume (kombu) from a worker host, with the kit's guarantees
+  celery     N kitapp.noop tasks through the kit's supervisor workers, and the same N through a
+             worker started by hand the tutorial's way (`celery -A kitapp.celery_app worker`)
+  http       wrk on a worker host against POST /api/jobs and GET /ping (nginx -> gunicorn)
+  e2e        POST /api/jobs -> GET reports SUCCESS, at a light steady rate, from this machine
+  provision  (BENCH_PROVISION=1) warm site.yml with and without pipelining/ControlPersist
+  sweep      (BENCH_SWEEP=1) hand-started worker: concurrency {1,2,4} x prefetch {1,4}
+
+Prints progress to stderr and the table to stdout; writes bench/results/<run id>.json and
+bench/results/<run id>.png. Exit status: 0 all phases ran, 1 a phase failed, 2 the cluster is
+not up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import chart
+import e2e_latency
+import provision
+import requests
+from cluster import (
+    DEFAULT_INVENTORY,
+    ROOT,
+    ClusterNotUp,
+    Host,
+    RemoteError,
+    kit_worker_processes,
+    parallel,
+    remote_files,
+    resolve_vars,
+    worker_programs,
+)
+from progress import Progress
+from report import compute_ratios, format_table, parse_wrk, table_rows
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+HAND_QUEUE = "bench-hand"
+DEFAULT_PHASES = ["ceiling", "celery", "http", "e2e"]
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--inventory", type=Path, default=Path(env("BENCH_INVENTORY", str(DEFAULT_INVENTORY)))
+    )
+    p.add_argument(
+        "--phases",
+        default=env("BENCH_PHASES", ",".join(DEFAULT_PHASES)),
+        help="comma-separated subset of: ceiling,celery,http,e2e,provision,sweep",
+    )
+    p.add_argument(
+        "--tasks",
+        type=int,
+        default=int(env("BENCH_TASKS", "10000")),
+        help="no-op tasks per Celery run (kit and hand-started each)",
+    )
+    p.add_argument("--amqp-messages", type=int, default=int(env("BENCH_AMQP_MESSAGES", "20000")))
+    p.add_argument(
+        "--amqp-consumers",
+        type=int,
+        default=int(env("BENCH_AMQP_CONSUMERS", "0")),
+        help="0: one per kit worker process (sum of concurrency x numprocs)",
+    )
+    p.add_argument(
+        "--hand-concurrency",
+        type=int,
+        default=int(env("BENCH_HAND_CONCURRENCY", "0")),
+        help="0: celery's default (the host's CPU count)",
+    )
+    p.add_argument(
+        "--hand-prefetch",
+        type=int,
+        default=int(env("BENCH_HAND_PREFETCH", "4")),
+        help="prefetch multiplier of the hand-started worker (4: celery's default; "
+        "0: the env file's value)",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=float(env("BENCH_MAX_SECONDS", "180")),
+        help="cap of each publish or drain step",
+    )
+    p.add_argument("--wrk-duration", type=int, default=int(env("BENCH_WRK_DURATION", "10")))
+    p.add_argument("--wrk-connections", type=int, default=int(env("BENCH_WRK_CONNECTIONS", "8")))
+    p.add_argument("--wrk-threads", type=int, default=int(env("BENCH_WRK_THREADS", "2")))
+    p.add_argument("--e2e-rate", type=float, default=float(env("BENCH_E2E_RATE", "5")))
+    p.add_argument("--e2e-seconds", type=float, default=float(env("BENCH_E2E_SECONDS", "20")))
+    p.add_argument("--provision", action="store_true", default=env_flag("BENCH_PROVISION"))
+    p.add_argument("--sweep", action="store_true", default=env_flag("BENCH_SWEEP"))
+    p.add_argument("--sweep-tasks", type=int, default=int(env("BENCH_SWEEP_TASKS", "2000")))
+    p.add_argument(
+        "--sweep-max-seconds",
+        type=float,
+        default=float(env("BENCH_SWEEP_MAX_SECONDS", "600")),
+        help="time budget of the whole sweep (points not reached: partial)",
+    )
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = p.parse_args(argv)
+    phases = [name.strip() for name in args.phases.split(",") if name.strip()]
+    phases += [
+        name
+        for name, on in (("provision", args.provision), ("sweep", args.sweep))
+        if on and name not in phases
+    ]
+    unknown = set(phases) - set(DEFAULT_PHASES + ["provision", "sweep"])
+    if unknown:
+        p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    args.phase_list = phases
+    return args
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    progress: Progress
+    kit_vars: dict[str, dict[str, Any]]
+    run_id: str
+    workers: list[Host] = field(default_factory=list)
+    web_name: str = ""
+
+    @property
+    def driver(self) -> Host:
+        """The worker host the loads run from."""
+        return self.workers[0]
+
+    @property
+    def workdir(self) -> str:
+        return f"/tmp/kitbench-{self.run_id}"
+
+    @property
+    def web_url(self) -> str:
+        hv = self.kit_vars[self.web_name]
+        return f"http://{hv['cluster_address']}:{hv['nginx_listen_port']}"
+
+    @property
+    def step_timeout(self) -> float:
+        """SSH-side bound of one remote step: the script's own cap plus slack."""
+        return self.args.max_seconds * 2 + 120
+
+    def say(self, message: str, host: str | None = None) -> None:
+        self.progress.say(message, host)
+
+    def script(self, argv: list[str]) -> dict[str, Any]:
+        self.say(" ".join(argv[:2]) + " ...", self.driver.name)
+        started = time.monotonic()
+        out = self.driver.app_script(self.workdir, argv, timeout=self.step_timeout)
+        self.say(f"{argv[0]} done in {time.monotonic() - started:.1f}s", self.driver.name)
+        if "error" in out:
+            raise RemoteError(f"{self.driver.name}: {argv[0]} {argv[1]}: {out['error']}")
+        if out.get("timed_out"):
+            self.say(f"WARNING: {argv[1]} incomplete: {out.get('missing')} tasks not done")
+        return out
+
+    def supervisor(self, action: str) -> None:
+        """stop/start every kit worker program on every worker host (all hosts at once)."""
+
+        def one(host: Host) -> None:
+            programs = " ".join(f"{name}:*" for name in worker_programs(host.vars))
+            self.say(f"supervisorctl {action} {programs}", host.name)
+            # "already started/stopped" is not an error; the status check below decides.
+            host.run(
+                f"supervisorctl {action} {programs}", timeout=host_stop_timeout(host), check=False
+            )
+            status = host.run(f"supervisorctl status {programs}", timeout=30, check=False)
+            want = "RUNNING" if action == "start" else "STOPPED"
+            lines = [ln for ln in status.stdout.splitlines() if ln.strip()]
+            if not lines or not all(want in ln for ln in lines):
+                raise RemoteError(f"{host.name}: after `{action}`: {status.stdout.strip()}")
+
+        parallel(one, self.workers)
+
+    def kill_hand_worker(self) -> None:
+        pid_file = shlex.quote(f"{self.workdir}/hand-worker.pid")
+        self.driver.run(
+            f"if [ -f {pid_file} ]; then kill -KILL -- -$(cat {pid_file}) 2>/dev/null; "
+            f"rm -f {pid_file}; fi; true",
+            timeout=30,
+            check=False,
+        )
+
+
+def host_stop_timeout(host: Host) -> float:
+    """supervisor waits up to the task time limit + grace for a warm shutdown."""
+    return (
+        int(host.vars["celery_worker_task_time_limit"])
+        + int(host.vars["celery_worker_stop_grace"])
+        + 60
+    )
+
+
+def preflight(args: argparse.Namespace, progress: Progress, run_id: str) -> Bench:
+    progress.begin("preflight")
+    progress.say(f"resolving variables of {args.inventory}")
+    kit_vars = resolve_vars(args.inventory)
+    workers = sorted(n for n, hv in kit_vars.items() if "celery_workers" in hv["groups"])
+    webs = sorted(n for n, hv in kit_vars.items() if "web" in hv["groups"])
+    if not workers or not webs:
+        raise ClusterNotUp("the inventory has no host in 'celery_workers' or 'web'")
+    bench = Bench(args, progress, kit_vars, run_id, web_name=webs[0])
+    bench.workers = [Host(name, kit_vars[name], args.inventory) for name in workers]
+
+    def check(host: Host) -> str | None:
+        progress.say("ssh + sudo", host.name)
+        reason = host.reachable()
+        if reason:
+            return f"{host.name}: not reachable over SSH ({reason})"
+        base = host.vars["celery_app_base_dir"]
+        probe = host.run(
+            f"test -x {base}/bin/with-env && test -x {base}/current/bin/python "
+            f"&& supervisorctl status",
+            timeout=30,
+            check=False,
+        )
+        for program in worker_programs(host.vars):
+            lines = [ln for ln in probe.stdout.splitlines() if ln.startswith(f"{program}:")]
+            if not lines or not all("RUNNING" in ln for ln in lines):
+                return f"{host.name}: kit worker {program} is not RUNNING (is the app deployed?)"
+        return None
+
+    problems = [p for p in parallel(check, bench.workers) if p]
+    progress.say(f"GET {bench.web_url}/ping", bench.web_name)
+    try:
+        reply = requests.get(f"{bench.web_url}/ping", timeout=5)
+        if reply.status_code != 200:
+            problems.append(f"{bench.web_name}: GET /ping answered {reply.status_code}")
+    except requests.RequestException as exc:
+        problems.append(f"{bench.web_name}: GET /ping failed ({type(exc).__name__})")
+    if problems:
+        raise ClusterNotUp("\n  ".join(problems))
+    progress.say(f"copying bench/remote to {bench.workdir}", bench.driver.name)
+    bench.driver.make_workdir(bench.workdir, remote_files())
+    return bench
+
+
+def phase_ceiling(bench: Bench) -> dict[str, Any]:
+    consumers = bench.args.amqp_consumers or kit_worker_processes(bench.kit_vars) or 1
+    return bench.script(
+        [
+            "amqp_ceiling.py",
+            "--queue",
+            f"bench-amqp-{bench.run_id}",
+            "--count",
+            str(bench.args.amqp_messages),
+            "--consumers",
+            str(consumers),
+            "--max-seconds",
+            str(bench.args.max_seconds),
+        ]
+    )
+
+
+def publish(bench: Bench, queue: str | None, count: int, ids_file: str) -> dict[str, Any]:
+    argv = [
+        "celery_load.py",
+        "publish",
+        "--count",
+        str(count),
+        "--ids-file",
+        ids_file,
+        "--max-seconds",
+        str(bench.args.max_seconds),
+    ]
+    return bench.script(argv + (["--queue", queue] if queue else []))
+
+
+def hand_drain(bench: Bench, ids_file: str, concurrency: int, prefetch: int) -> dict[str, Any]:
+    return bench.script(
+        [
+            "celery_load.py",
+            "drain",
+            "--queue",
+            HAND_QUEUE,
+            "--hand-worker",
+            "--ids-file",
+            ids_file,
+            "--max-seconds",
+            str(bench.args.max_seconds),
+            "--concurrency",
+            str(concurrency),
+            "--prefetch",
+            str(prefetch),
+            "--log-file",
+            "hand-worker.log",
+            "--pid-file",
+            "hand-worker.pid",
+        ]
+    )
+
+
+def delete_hand_queue(bench: Bench) -> None:
+    try:
+        bench.script(["celery_load.py", "delete-queue", "--queue", HAND_QUEUE])
+    except Exception as exc:
+        bench.say(f"could not delete {HAND_QUEUE}: {exc}")
+
+
+def phase_celery(bench: Bench) -> dict[str, Any]:
+    n = bench.args.tasks
+    out: dict[str, Any] = {"tasks": n, "kit": {}, "hand": {}}
+    bench.say("pausing the kit workers (queue fills while nothing consumes)")
+    bench.supervisor("stop")
+    try:
+        out["kit"]["publish"] = publish(bench, None, n, "kit.ids")
+        try:
+            out["hand"]["publish"] = publish(bench, HAND_QUEUE, n, "hand.ids")
+            bench.say(f"hand-started worker drains {HAND_QUEUE} (kit workers paused)")
+            out["hand"]["drain"] = hand_drain(
+                bench, "hand.ids", bench.args.hand_concurrency, bench.args.hand_prefetch
+            )
+        except Exception as exc:  # the kit's own figures are still measured below
+            out["hand"]["error"] = f"{type(exc).__name__}: {exc}"
+            bench.say(f"hand-started worker FAILED: {exc}")
+    finally:
+        bench.kill_hand_worker()
+        delete_hand_queue(bench)
+        bench.say("starting the kit workers again")
+        bench.supervisor("start")
+    bench.say("kit workers drain the kit queue")
+    out["kit"]["drain"] = bench.script(
+        [
+            "celery_load.py",
+            "drain",
+            "--ids-file",
+            "kit.ids",
+            "--max-seconds",
+            str(bench.args.max_seconds),
+        ]
+    )
+    out["kit"]["workers"] = {
+        h.name: {
+            g["name"]: {k: g.get(k) for k in ("queues", "concurrency", "numprocs")}
+            for g in h.vars["celery_worker_groups"]
+        }
+        for h in bench.workers
+    }
+    for key in ("kit", "hand"):
+        span = out[key].get("drain", {}).get("span_seconds") or 0
+        if span < 20:
+            bench.say(f"WARNING: {key} drain took {span:.1f}s (< 20 s): raise BENCH_TASKS")
+    return out
+
+
+def phase_http(bench: Bench) -> dict[str, Any]:
+    driver = bench.driver
+    bench.say("installing wrk if missing", driver.name)
+    driver.run(
+        "command -v wrk >/dev/null || { export DEBIAN_FRONTEND=noninteractive; "
+        "apt-get install -y -q wrk >/dev/null 2>&1 || "
+        "{ apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }",
+        timeout=600,
+    )
+    a = bench.args
+    wrk = f"wrk -t{a.wrk_threads} -c{a.wrk_connections} -d{a.wrk_duration}s --latency"
+    out: dict[str, Any] = {"from": driver.name, "command": wrk}
+    for key, target in (("ping", "/ping"), ("post_jobs", "/api/jobs")):
+        script = f" -s {bench.workdir}/post_job.lua" if key == "post_jobs" else ""
+        command = f"{wrk}{script} {bench.web_url}{target}"
+        bench.say(command, driver.name)
+        result = driver.run(command, timeout=a.wrk_duration + 60)
+        out[key] = {**parse_wrk(result.stdout), "url": f"{bench.web_url}{target}"}
+    bench.say("waiting until the kit queue is empty again (jobs POSTed by wrk)")
+    out["queue_after"] = bench.script(
+        ["celery_load.py", "wait-empty", "--max-seconds", str(a.max_seconds)]
+    )
+    return out
+
+
+def phase_e2e(bench: Bench) -> dict[str, Any]:
+    a = bench.args
+    bench.say(f"{a.e2e_rate:g} jobs/s for {a.e2e_seconds:g}s -> {bench.web_url}", "control node")
+    return e2e_latency.run(bench.web_url, rate=a.e2e_rate, seconds=a.e2e_seconds)
+
+
+def phase_provision(bench: Bench) -> dict[str, Any]:
+    out: dict[str, Any] = provision.cold_from_phases()
+    timeout = 3600
+    for key, overrides in (
+        ("warm_default", {}),
+        ("warm_without_pipelining", provision.WITHOUT_PIPELINING),
+    ):
+        log = bench.args.results_dir / f"{bench.run_id}-{key}.log"
+        bench.say(f"ansible-playbook site.yml ({key}), log {log.name}", "control node")
+        out[key] = provision.timed_site_run(bench.args.inventory, log, overrides, timeout)
+        bench.say(f"{key}: {out[key]['seconds']:.0f}s, changed={out[key]['changed']}")
+        if out[key]["exit_code"] != 0:
+            raise RuntimeError(f"site.yml failed ({key}); see {log}")
+    return out
+
+
+def phase_sweep(bench: Bench) -> dict[str, Any]:
+    points: list[dict[str, Any]] = []
+    deadline = time.monotonic() + bench.args.sweep_max_seconds
+    grid = [(c, p) for c in (1, 2, 4) for p in (1, 4)]
+    bench.say("pausing the kit workers for the sweep")
+    bench.supervisor("stop")
+    try:
+        for concurrency, prefetch in grid:
+            if time.monotonic() > deadline:
+                break
+            point: dict[str, Any] = {"concurrency": concurrency, "prefetch": prefetch}
+            bench.say(f"concurrency {concurrency}, prefetch {prefetch}")
+            try:
+                point["publish"] = publish(bench, HAND_QUEUE, bench.args.sweep_tasks, "sweep.ids")
+                drain = hand_drain(bench, "sweep.ids", concurrency, prefetch)
+                point.update(steady_rate=drain.get("steady_rate"), drain=drain)
+                if drain.get("timed_out"):
+                    point["error"] = "timed out"
+            except Exception as exc:
+                point["error"] = str(exc)
+            finally:
+                bench.kill_hand_worker()
+                delete_hand_queue(bench)
+            points.append(point)
+    finally:
+        bench.say("starting the kit workers again")
+        bench.supervisor("start")
+    good = [p for p in points if "error" not in p and p.get("steady_rate")]
+    fastest = max(good, key=lambda p: p["steady_rate"], default=None)
+    return {
+        "tasks_per_point": bench.args.sweep_tasks,
+        "points": points,
+        "fastest": {k: fastest[k] for k in ("concurrency", "prefetch", "steady_rate")}
+        if fastest
+        else None,
+        "partial": len(good) < len(grid),
+    }
+
+
+PHASES: dict[str, tuple[str, Callable[[Bench], dict[str, Any]]]] = {
+    "ceiling": ("broker_ceiling", phase_ceiling),
+    "celery": ("celery", phase_celery),
+    "http": ("http", phase_http),
+    "e2e": ("e2e_latency", phase_e2e),
+    "provision": ("provision", phase_provision),
+    "sweep": ("sweep", phase_sweep),
+}
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    progress = Progress()
+    run_id = time.strftime("%Y%m%dT%H%M%S")
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        bench = preflight(args, progress, run_id)
+    except (ClusterNotUp, RemoteError) as exc:
+        print(
+            f"\nmake bench: the cluster is not up or not deployed:\n  {exc}\n"
+            "Bring it up with `make up` (or provision it) and run `make bench` again.",
+            file=sys.stderr,
+        )
+        return 2
+
+    results: dict[str, Any] = {
+        "run_id": run_id,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "inventory": str(args.inventory),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "hosts": {
+            "loads_from": bench.driver.name,
+            "workers": [h.name for h in bench.workers],
+            "web": bench.web_name,
+            "web_url": bench.web_url,
+        },
+        "queue_type": bench.kit_vars[bench.driver.name]["kitapp_queue_type"],
+        "phases": {},
+        "phase_seconds": {},
+    }
+    if "provision" not in args.phase_list:
+        results["phases"]["provision"] = {
+            "skipped": "set BENCH_PROVISION=1",
+            **provision.cold_from_phases(),
+        }
+    failed = False
+    try:
+        for name in args.phase_list:
+            key, func = PHASES[name]
+            progress.begin(name)
+            try:
+                results["phases"][key] = func(bench)
+            except Exception as exc:
+                failed = True
+                results["phases"][key] = {"error": f"{type(exc).__name__}: {exc}"}
+                progress.say(f"FAILED: {exc}")
+                traceback.print_exc(file=sys.stderr)
+            results["phase_seconds"][name] = round(progress.phase_seconds(), 1)
+            progress.say(f"done in {progress.phase_seconds():.1f}s")
+    finally:
+        progress.begin("cleanup")
+        bench.driver.run(f"rm -rf {shlex.quote(bench.workdir)}", timeout=30, check=False)
+
+    results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    results["ratios"] = compute_ratios(results["phases"])
+    json_path = args.results_dir / f"{run_id}.json"
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    png_path = chart.draw(results, args.results_dir / f"{run_id}.png")
+    print(format_table(table_rows(results["phases"]), results["ratios"]))
+    print(f"\nwrote {shown(json_path)} and {shown(png_path)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
