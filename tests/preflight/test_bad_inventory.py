@@ -1,0 +1,123 @@
+"""A bad inventory or a missing variable stops site.yml in its first play, before any host is
+touched, with a message that names the problem.
+
+The inventories here name hosts that do not exist: the checks run on the control node only, so
+reaching a host at all would itself be a failure (UNREACHABLE) of the property under test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE_VARS = ROOT / "ansible" / "inventories" / "vagrant" / "group_vars" / "all" / "main.yml"
+
+
+def good_inventory() -> dict:
+    def hosts(*names: str) -> dict:
+        return {"hosts": {name: {} for name in names}}
+
+    addresses = {
+        "b1": "192.0.2.11",
+        "b2": "192.0.2.12",
+        "b3": "192.0.2.13",
+        "w1": "192.0.2.21",
+        "w2": "192.0.2.22",
+        "web1": "192.0.2.31",
+    }
+    return {
+        "all": {
+            "hosts": {name: {"cluster_address": ip} for name, ip in addresses.items()},
+            "children": {
+                "rabbitmq": hosts("b1", "b2", "b3"),
+                "redis": hosts("b1"),
+                "celery_workers": hosts("w1", "w2"),
+                "celery_beat": hosts("w1"),
+                "web": hosts("web1"),
+            },
+        }
+    }
+
+
+def run_site(tmp_path: Path, inventory: dict, drop_variable: str | None = None) -> str:
+    """Runs site.yml against the inventory; returns its output (it must fail)."""
+    inv_dir = tmp_path / "inventories" / "bad"
+    (inv_dir / "group_vars" / "all").mkdir(parents=True)
+    (inv_dir / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    site_vars = yaml.safe_load(SITE_VARS.read_text())
+    if drop_variable:
+        del site_vars[drop_variable]
+    (inv_dir / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(site_vars))
+    run = subprocess.run(
+        ["ansible-playbook", "-i", str(inv_dir), "site.yml"],
+        cwd=ROOT / "ansible",
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    shutil.rmtree(tmp_path / "credentials", ignore_errors=True)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, f"site.yml accepted a bad inventory:\n{output[-3000:]}"
+    return output
+
+
+def assert_nothing_ran_on_hosts(output: str) -> None:
+    assert "PLAY [Prepare every cluster host]" not in output, output[-3000:]
+    assert "UNREACHABLE" not in output
+    recap = re.findall(r"changed=(\d+)", output.split("PLAY RECAP", 1)[-1])
+    assert recap and set(recap) == {"0"}, output[-2000:]
+
+
+def test_good_inventory_passes_the_checks_and_only_then_reaches_for_hosts(tmp_path) -> None:
+    output = run_site(tmp_path, good_inventory())
+    assert "PLAY [Prepare every cluster host]" in output  # the checks passed ...
+    assert "UNREACHABLE" in output  # ... and the next play tried the (fake) hosts
+
+
+def test_beat_on_two_hosts_is_refused(tmp_path) -> None:
+    inventory = good_inventory()
+    inventory["all"]["children"]["celery_beat"]["hosts"]["w2"] = {}
+    output = run_site(tmp_path, inventory)
+    assert "Group 'celery_beat' must hold exactly one host" in output
+    assert_nothing_ran_on_hosts(output)
+
+
+def test_even_number_of_brokers_with_quorum_queues_is_refused(tmp_path) -> None:
+    inventory = good_inventory()
+    inventory["all"]["hosts"]["b4"] = {"cluster_address": "192.0.2.14"}
+    inventory["all"]["children"]["rabbitmq"]["hosts"]["b4"] = {}
+    output = run_site(tmp_path, inventory)
+    assert "quorum queues need an odd number of 3 or more brokers" in output
+    assert_nothing_ran_on_hosts(output)
+
+
+@pytest.mark.parametrize("variable", ["kitapp_broker_password", "kit_rabbitmq_erlang_cookie"])
+def test_missing_required_variable_is_named(tmp_path, variable) -> None:
+    output = run_site(tmp_path, good_inventory(), drop_variable=variable)
+    assert f"Required variable '{variable}' is not defined" in output
+    assert_nothing_ran_on_hosts(output)
+
+
+def test_host_without_cluster_address_is_named(tmp_path) -> None:
+    inventory = good_inventory()
+    del inventory["all"]["hosts"]["w2"]["cluster_address"]
+    output = run_site(tmp_path, inventory)
+    assert "Host w2 has no valid cluster_address" in output
+    assert_nothing_ran_on_hosts(output)
+
+
+def test_inventory_without_web_hosts_is_refused(tmp_path) -> None:
+    inventory = good_inventory()
+    del inventory["all"]["children"]["web"]
+    del inventory["all"]["hosts"]["web1"]
+    output = run_site(tmp_path, inventory)
+    assert "The inventory has no host in group 'web'" in output
+    assert_nothing_ran_on_hosts(output)
