@@ -163,13 +163,17 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
     def add(section: str, label: str, value: str) -> None:
         rows.append((section, label, value))
 
-    ceiling = phases.get("broker_ceiling")
-    status = _phase_status(ceiling)
-    if ceiling is None:
-        pass
-    elif status:
-        add("broker ceiling", "", status)
-    else:
+    def ran(key: str, section: str) -> dict[str, Any] | None:
+        """The phase's figures if it ran; else None, after adding its skipped/error row."""
+        phase = phases.get(key)
+        status = _phase_status(phase)
+        if status:
+            add(section, "", status)
+            return None
+        return phase
+
+    ceiling = ran("broker_ceiling", "broker ceiling")
+    if ceiling is not None:
         setup = f"{ceiling['queue_type']} queue, {_get(ceiling, 'consume', 'consumers')} consumers"
         add("broker ceiling", f"raw AMQP, {setup}", "")
         add(
@@ -183,13 +187,8 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
             fmt(_get(ceiling, "consume", "steady_rate")),
         )
 
-    celery = phases.get("celery")
-    status = _phase_status(celery)
-    if celery is None:
-        pass
-    elif status:
-        add("celery no-op", "", status)
-    else:
+    celery = ran("celery", "celery no-op")
+    if celery is not None:
         for label, key in (("kit workers (supervisor)", "kit"), ("hand-started worker", "hand")):
             part = celery.get(key) or {}
             if "error" in part:
@@ -209,13 +208,8 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
             add("", f"{label}: drain span", fmt(drain.get("span_seconds"), " s"))
 
-    http = phases.get("http")
-    status = _phase_status(http)
-    if http is None:
-        pass
-    elif status:
-        add("http (wrk)", "", status)
-    else:
+    http = ran("http", "http (wrk)")
+    if http is not None:
         for label, key in (("POST /api/jobs", "post_jobs"), ("GET /ping", "ping")):
             part = http[key]
             add("http (wrk)", f"{label}: requests/s", fmt(part["requests_per_s"]))
@@ -223,13 +217,8 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
             errors = part["non_2xx_3xx"] + part["socket_errors"]
             add("", f"{label}: errors (non-2xx/3xx + socket)", str(errors))
 
-    e2e = phases.get("e2e_latency")
-    status = _phase_status(e2e)
-    if e2e is None:
-        pass
-    elif status:
-        add("end-to-end", "", status)
-    else:
+    e2e = ran("e2e_latency", "end-to-end")
+    if e2e is not None:
         lat = e2e["latency_ms"]
         add("end-to-end", "POST -> SUCCESS p50 / p95 / p99", _triple(lat))
         add("", "jobs ok / sent", f"{e2e['succeeded']}/{e2e['sent']}")
@@ -247,13 +236,8 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
             if key in provision:
                 add("", label, fmt(_get(provision, key, "seconds"), " s"))
 
-    sweep = phases.get("sweep")
-    status = _phase_status(sweep)
-    if sweep is None:
-        pass
-    elif status:
-        add("tuning sweep", "", status)
-    else:
+    sweep = ran("sweep", "tuning sweep")
+    if sweep is not None:
         for point in sweep["points"]:
             label = f"concurrency {point['concurrency']}, prefetch {point['prefetch']}"
             value = fmt(point.get("steady_rate")) if "error" not in point else "ERROR"
