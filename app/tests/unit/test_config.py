@@ -121,7 +121,7 @@ def test_required_variables(env: dict[str, str], missing: str) -> None:
             "KITAPP_TASK_TIME_LIMIT",
             "300",
             "KITAPP_TASK_TIME_LIMIT must be an integer > KITAPP_TASK_SOFT_TIME_LIMIT",
-        ),  # noqa: E501
+        ),
         ("KITAPP_TASK_TIME_LIMIT", "-5", "KITAPP_TASK_TIME_LIMIT must be an integer >= 1"),
         ("KITAPP_RESULT_EXPIRES", "1d", "KITAPP_RESULT_EXPIRES must be an integer"),
         ("KITAPP_RESULT_EXPIRES", "-1", "KITAPP_RESULT_EXPIRES must be an integer >= 1"),
@@ -139,12 +139,12 @@ def test_required_variables(env: dict[str, str], missing: str) -> None:
             "KITAPP_DOWNLOAD_ALLOWED_NETWORKS",
             "127.0.0.0/33",
             "KITAPP_DOWNLOAD_ALLOWED_NETWORKS contains an invalid CIDR",
-        ),  # noqa: E501
+        ),
         (
             "KITAPP_DOWNLOAD_ALLOWED_NETWORKS",
             "10.0.0.0/8,localnet",
             "KITAPP_DOWNLOAD_ALLOWED_NETWORKS contains an invalid CIDR",
-        ),  # noqa: E501
+        ),
         ("KITAPP_MAX_REQUEST_BYTES", "1e6", "KITAPP_MAX_REQUEST_BYTES must be an integer"),
         ("KITAPP_MAX_REQUEST_BYTES", "-1", "KITAPP_MAX_REQUEST_BYTES must be an integer >= 1"),
         (
