@@ -61,3 +61,22 @@ def worker_hosts(kit_vars: dict) -> list[str]:
 @pytest.fixture(scope="session")
 def web_hosts(kit_vars: dict) -> list[str]:
     return hosts_in(kit_vars, "web")
+
+
+@pytest.fixture(scope="session")
+def web_host_name(web_hosts: list[str]) -> str:
+    return web_hosts[0]
+
+
+@pytest.fixture(scope="session")
+def web_url(kit_vars: dict, web_host_name: str) -> str:
+    """The front end as clients reach it: nginx on the first web host."""
+    hv = kit_vars[web_host_name]
+    return f"http://{hv['cluster_address']}:{hv['nginx_listen_port']}"
+
+
+@pytest.fixture(scope="session")
+def web_host(inventory: str, web_host_name: str):
+    import testinfra
+
+    return testinfra.get_host(f"ansible://{web_host_name}?ansible_inventory={inventory}")

@@ -28,3 +28,22 @@ def test_redis_configuration_is_readable_only_by_redis(host) -> None:
     conf = host.file("/etc/redis/redis.conf")
     assert conf.user == "redis"
     assert conf.mode == 0o600
+
+
+def redis_config(host, hv: dict, name: str) -> str:
+    """CONFIG GET as the server sees it; the password is read on the host, never passed in."""
+    out = host.run(
+        "REDISCLI_AUTH=$(sed -n 's/^requirepass //p' /etc/redis/redis.conf) "
+        f"redis-cli --no-auth-warning -h 127.0.0.1 -p {hv['redis_port']} CONFIG GET {name}"
+    )
+    assert out.rc == 0, out.stderr
+    lines = out.stdout.split()
+    assert lines[0] == name, out.stdout
+    return lines[1]
+
+
+def test_redis_memory_ceiling_eviction_and_persistence_are_set(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    assert redis_config(host, hv, "maxmemory-policy") == hv["redis_maxmemory_policy"]
+    assert int(redis_config(host, hv, "maxmemory")) > 0
+    assert redis_config(host, hv, "appendonly") == ("yes" if hv["redis_appendonly"] else "no")

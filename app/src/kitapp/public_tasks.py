@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 MAX_SLEEP_SECONDS = 600.0
 MAX_URL_CHARS = 2048
+MAX_LEDGER_SECONDS = 60.0
 REQUEST_FIELDS = ("task", "args", "kwargs")
 
 
@@ -80,6 +81,7 @@ PUBLIC_TASKS: Mapping[str, TaskSpec] = {
         _spec("noop"),
         _spec("sleep", ArgSpec("seconds", float, minimum=0.0, maximum=MAX_SLEEP_SECONDS)),
         _spec("download", ArgSpec("url", str, max_length=MAX_URL_CHARS)),
+        _spec("ledger", ArgSpec("seconds", float, minimum=0.0, maximum=MAX_LEDGER_SECONDS)),
     )
 }
 

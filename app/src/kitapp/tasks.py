@@ -1,4 +1,4 @@
-"""The tasks: the tutorial's three, plus noop, sleep and download.
+"""The tasks: the tutorial's three, plus noop, sleep, download and ledger.
 
 Each has an explicit, stable Celery name ("kitapp.<function name>") so that producers can
 send it by name without importing this module.
@@ -6,6 +6,7 @@ send it by name without importing this module.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import socket
@@ -19,6 +20,7 @@ from celery.utils.log import get_task_logger
 
 from kitapp.celery_app import app, settings
 from kitapp.downloads import TransientDownloadError, download_to_dir
+from kitapp.ledger import Ledger
 
 logger = get_task_logger(__name__)
 
@@ -89,3 +91,17 @@ def download(self: Task, url: str) -> dict[str, Any]:
         "sha256": result.sha256,
         "hostname": socket.gethostname(),
     }
+
+
+@functools.cache
+def _ledger() -> Ledger:
+    return Ledger(settings.result_backend, settings.result_expires)
+
+
+@app.task(bind=True, name="kitapp.ledger")
+def ledger(self: Task, seconds: float) -> dict[str, Any]:
+    """Works for `seconds`, then counts one complete execution of this job id in the ledger."""
+    time.sleep(float(seconds))
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    executions = _ledger().record(self.request.id, redelivered=redelivered)
+    return {"executions": executions, "hostname": socket.gethostname()}

@@ -7,9 +7,10 @@ import os
 import platform
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
-from conftest import VHOST, Proc, kitapp_env, start_proc, wait_for
+from conftest import VHOST, Proc, Web, kitapp_env, poll_until_done, start_proc, submit, wait_for
 
 BIN = Path(sys.executable).parent
 
@@ -124,3 +125,26 @@ def test_quorum_queue_end_to_end(services: None, tmp_root: Path) -> None:
         assert any(line.split() == [queue, "quorum"] for line in listed.splitlines()), listed
     finally:
         worker.stop()
+
+
+def test_ledger_counts_each_completed_job_once_and_unknown_ids_zero(
+    web: Web, tmp_root: Path
+) -> None:
+    job = submit(web, "ledger", 0.1)
+    body, _ = poll_until_done(web, job["id"])
+    assert body["state"] == "SUCCESS", body
+    assert body["result"]["executions"] == 1
+    never_submitted = str(uuid.uuid4())
+    done = subprocess.run(
+        [str(BIN / "kitapp-ledger")],
+        input=f"{job['id']}\n{never_submitted}\n",
+        env=kitapp_env(tmp_root),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "executions": {job["id"]: 1, never_submitted: 0},
+        "redelivered": {job["id"]: 0, never_submitted: 0},
+    }

@@ -13,6 +13,7 @@ def test_allow_list() -> None:
         "noop",
         "sleep",
         "download",
+        "ledger",
     }
     assert all(spec.celery_name == f"kitapp.{name}" for name, spec in PUBLIC_TASKS.items())
 
@@ -57,7 +58,7 @@ def test_valid_requests(body: dict[str, object], args: tuple[object, ...]) -> No
         ({}, "'task' is required"),
         ({"task": ""}, "'task' is required"),
         ({"task": 3}, "'task' is required and must be a non-empty string"),
-        ({"task": "os.system"}, "unknown task 'os.system'; allowed: download, noop"),
+        ({"task": "os.system"}, "unknown task 'os.system'; allowed: download, ledger, noop"),
         ({"task": "kitapp.noop"}, "unknown task 'kitapp.noop'"),
         ({"task": "celery.backend_cleanup"}, "unknown task"),
         ({"task": "noop", "queue": "x"}, "unexpected field(s) in request: queue"),

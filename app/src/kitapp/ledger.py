@@ -1,0 +1,87 @@
+"""The ledger: how many times each `ledger` job ran to its end.
+
+The fault tests submit `ledger` jobs, inject a fault, and read the ledger: an id with count 0
+was lost, an id with count 2 or more ran more than once (at-least-once delivery allows that).
+The counters live in the result store (Redis) under one hash that expires like the results.
+Writes retry for about a minute, so a result-store restart delays a count and never drops it.
+
+Each execution also says whether RabbitMQ delivered its message more than once (the broker's
+`redelivered` flag): that shows a fault really hit a job in flight.
+
+``kitapp-ledger``: read job ids (one per line) on stdin, print as JSON
+{"executions": {id: count}, "redelivered": {id: executions of a redelivered message}}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+LEDGER_KEY = "kitapp:ledger"
+REDELIVERED_SUFFIX = ":redelivered"
+# Exponential backoff capped at 2 s, 35 attempts: a write keeps trying for about a minute.
+WRITE_RETRIES = 35
+WRITE_BACKOFF_CAP_SECONDS = 2.0
+
+
+class Ledger:
+    def __init__(self, url: str, expires: int) -> None:
+        self._expires = expires
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=WRITE_BACKOFF_CAP_SECONDS), WRITE_RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+
+    def record(self, job_id: str, redelivered: bool = False) -> int:
+        """Count one complete execution of job_id; returns its count so far."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hincrby(LEDGER_KEY, job_id, 1)
+        if redelivered:
+            pipe.hincrby(LEDGER_KEY, job_id + REDELIVERED_SUFFIX, 1)
+        pipe.expire(LEDGER_KEY, self._expires)
+        return int(pipe.execute()[0])
+
+    def counts(self, job_ids: Iterable[str], suffix: str = "") -> dict[str, int]:
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        values = self._client.hmget(LEDGER_KEY, [job_id + suffix for job_id in ids])
+        return {job_id: int(value or 0) for job_id, value in zip(ids, values, strict=True)}
+
+    def report(self, job_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        ids = list(job_ids)
+        return {
+            "executions": self.counts(ids),
+            "redelivered": self.counts(ids, REDELIVERED_SUFFIX),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kitapp.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"kitapp configuration error: {exc}", file=sys.stderr)
+        return 2
+    if not settings.result_backend_is_redis:
+        print("the ledger needs a Redis result backend", file=sys.stderr)
+        return 2
+    ids = [line.strip() for line in sys.stdin if line.strip()]
+    ledger = Ledger(settings.result_backend, settings.result_expires)
+    print(json.dumps(ledger.report(ids)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Fault-scenario fixtures: testinfra handles on every host, ledger batches, and the report.
+
+Each scenario appends an Outcome; at the end the table is printed and written, with the raw
+numbers, to tests/results/faults.json.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import testinfra
+from ledger_batch import Batch, Outcome, format_table, write_json
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+OUTCOMES = pytest.StashKey[list[Outcome]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[OUTCOMES] = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    outcomes = config.stash.get(OUTCOMES, [])
+    if not outcomes:
+        return
+    RESULTS.mkdir(exist_ok=True)
+    write_json(str(RESULTS / "faults.json"), outcomes)
+    terminalreporter.section("fault scenarios (also in tests/results/faults.json)")
+    terminalreporter.write_line(format_table(outcomes))
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[Outcome], None]:
+    return request.config.stash[OUTCOMES].append
+
+
+@pytest.fixture(scope="session")
+def hosts(inventory: str, kit_vars: dict) -> dict:
+    """testinfra handles, as root, on every host of the inventory."""
+    return {
+        name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
+        for name in kit_vars
+    }
+
+
+@pytest.fixture(scope="session")
+def read_ledger(hosts: dict, kit_vars: dict, web_host_name: str) -> Callable[[list[str]], dict]:
+    """Reads ledger counts with kitapp-ledger on a web host, as the app user."""
+    import json
+
+    hv = kit_vars[web_host_name]
+    base = hv["celery_app_base_dir"]
+    command = (
+        f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/kitapp-ledger"
+    )
+
+    def read(ids: list[str]) -> dict[str, int]:
+        if not ids:
+            return {"executions": {}, "redelivered": {}}
+        out = hosts[web_host_name].run(
+            f"printf '%s\\n' {' '.join(shlex.quote(i) for i in ids)} | {command}"
+        )
+        assert out.rc == 0, out.stderr
+        return json.loads(out.stdout)
+
+    return read
+
+
+@pytest.fixture
+def new_batch(web_url: str, read_ledger) -> Callable[..., Batch]:
+    def make(seconds: float = 1.0) -> Batch:
+        return Batch(web_url=web_url, read_ledger=read_ledger, seconds=seconds)
+
+    return make

@@ -1,0 +1,112 @@
+"""The broker and the result store go away mid-batch and come back: nothing accepted is lost.
+
+With three RabbitMQ nodes the app's queue is a quorum queue: one node stopped leaves a majority,
+so it keeps accepting and delivering; clients fail over to the other broker URLs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+from cluster_ops import wait_until
+
+DRAIN_TIMEOUT = 240
+
+
+def rabbitmq_running_nodes(host) -> int:
+    out = host.run("rabbitmqctl --formatter json cluster_status")
+    if out.rc != 0:
+        return 0
+    import json
+
+    return len(json.loads(out.stdout).get("running_nodes", []))
+
+
+def healthz(web_url: str) -> int:
+    try:
+        return requests.get(f"{web_url}/healthz", timeout=10).status_code
+    except requests.RequestException:
+        return 0
+
+
+def test_broker_node_stopped_mid_batch_loses_no_task(
+    hosts, kit_vars, web_url, new_batch, report
+) -> None:
+    brokers = sorted(n for n, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
+    # The first broker is the first URL every client tries: the one they are connected to.
+    victim, witness = hosts[brokers[0]], hosts[brokers[-1]]
+    assert rabbitmq_running_nodes(witness) == len(brokers)
+
+    batch = new_batch(seconds=1)
+    batch.submit(20)
+    publisher = batch.submit_in_background(40, interval=0.25)  # keeps publishing through it
+    fault_at = time.monotonic()
+    victim.run_expect([0], "systemctl stop rabbitmq-server")
+    time.sleep(15)
+    victim.run_expect([0], "systemctl start rabbitmq-server")
+    wait_until(
+        lambda: rabbitmq_running_nodes(witness) == len(brokers),
+        180,
+        f"{brokers[0]} to rejoin the cluster",
+        interval=2,
+    )
+    recovered = time.monotonic() - fault_at
+    publisher.join(timeout=300)
+    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
+    outcome = batch.outcome(
+        f"RabbitMQ node {brokers[0]} stopped 15 s ({len(brokers)} nodes)",
+        ledger,
+        fault_at=fault_at,
+        drained_at=drained_at,
+        recovery_seconds=recovered,
+        note="clients fail over to the other broker URLs; jobs a worker held unacknowledged "
+        "over the dropped connection are redelivered (duplicates possible)",
+    )
+    report(outcome)
+    assert not batch.failures, batch.failures
+    assert outcome.submitted == 60
+    assert outcome.lost == 0, ledger
+
+
+def test_result_store_restart_gives_503_then_recovers_without_a_restart(
+    hosts, kit_vars, web_url, web_host_name, new_batch, report
+) -> None:
+    redis_host = next(n for n, hv in kit_vars.items() if "redis" in hv["groups"])
+    store, web = hosts[redis_host], hosts[web_host_name]
+    gunicorn_pid = web.run(
+        "supervisorctl pid " + kit_vars[web_host_name]["celery_app_name"] + "-gunicorn"
+    ).stdout.strip()
+    assert healthz(web_url) == 200
+
+    batch = new_batch(seconds=1)
+    batch.submit(20)
+    fault_at = time.monotonic()
+    store.run_expect([0], "systemctl stop redis-server")
+    wait_until(lambda: healthz(web_url) == 503, 30, "/healthz to answer 503")
+    refused = requests.post(f"{web_url}/api/jobs", json={"task": "noop"}, timeout=15)
+    assert refused.status_code == 503, refused.text
+    assert "result store" in refused.json()["error"]
+    time.sleep(5)
+    store.run_expect([0], "systemctl start redis-server")
+    wait_until(lambda: healthz(web_url) == 200, 60, "/healthz to answer 200 again")
+    recovered = time.monotonic() - fault_at
+    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
+    outcome = batch.outcome(
+        f"Redis on {redis_host} stopped ~5 s",
+        ledger,
+        fault_at=fault_at,
+        drained_at=drained_at,
+        recovery_seconds=recovered,
+        note="/healthz and new submissions answer 503 while it is down; workers' result and "
+        "ledger writes retry; the same gunicorn serves again (no restart)",
+    )
+    report(outcome)
+    assert not batch.failures, batch.failures
+    assert outcome.lost == 0, ledger
+    assert (
+        web.run(
+            "supervisorctl pid " + kit_vars[web_host_name]["celery_app_name"] + "-gunicorn"
+        ).stdout.strip()
+        == gunicorn_pid
+    )

@@ -1,0 +1,140 @@
+"""A release deployed, then rolled back, while clients keep using the front end: no request
+fails and no job is lost.
+
+The load is bounded and goes only to the cluster's own web host: one client submitting a
+`ledger` job and reading a job back every 0.2 s. The deploy is the real site.yml with a changed
+release (one more package), the rollback the real rollback.yml; web hosts go one at a time
+behind their health check and gunicorn reloads gracefully (HUP), workers stop warm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+import testinfra
+
+ROOT = Path(__file__).resolve().parents[2]
+LOAD_INTERVAL = 0.2
+LOAD_MAX_REQUESTS = 20000  # a bound, far above what the deploy needs
+
+
+def playbook(inventory: str, name: str, *args: str) -> float:
+    start = time.monotonic()
+    run = subprocess.run(
+        ["ansible-playbook", "-i", inventory, name, *args],
+        cwd=ROOT / "ansible",
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, f"{name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
+    return time.monotonic() - start
+
+
+class Load:
+    """Submits a job and reads one back every LOAD_INTERVAL s until stopped; counts answers."""
+
+    def __init__(self, batch) -> None:
+        self.batch = batch
+        self.statuses: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _request(self, method: str, path: str, **kwargs) -> requests.Response | None:
+        try:
+            reply = requests.request(method, f"{self.batch.web_url}{path}", timeout=15, **kwargs)
+        except requests.RequestException as exc:
+            self.statuses[f"{method} error"] += 1
+            self.failures.append(f"{method} {path}: {exc}")
+            return None
+        self.statuses[f"{method} {reply.status_code}"] += 1
+        if reply.status_code >= 400:
+            self.failures.append(f"{method} {path}: {reply.status_code} {reply.text[:200]}")
+        return reply
+
+    def _run(self) -> None:
+        sent = 0
+        while not self._stop.is_set() and sent < LOAD_MAX_REQUESTS:
+            reply = self._request("POST", "/api/jobs", json={"task": "ledger", "args": [0.2]})
+            if reply is not None and reply.status_code == 202:
+                job_id = reply.json()["id"]
+                self.batch.accepted.append(job_id)
+                self._request("GET", f"/api/jobs/{job_id}")
+            sent += 2
+            time.sleep(LOAD_INTERVAL)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def app_hosts(inventory: str, worker_hosts: list[str], web_hosts: list[str]) -> dict:
+    return {
+        name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
+        for name in worker_hosts + web_hosts
+    }
+
+
+def links(app_hosts: dict, kit_vars: dict, link: str) -> dict[str, str]:
+    return {
+        name: host.file(f"{kit_vars[name]['celery_app_base_dir']}/{link}").linked_to
+        for name, host in app_hosts.items()
+    }
+
+
+def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
+    inventory, app_hosts, kit_vars, new_batch, report
+) -> None:
+    before = links(app_hosts, kit_vars, "current")
+    # A changed release: the same app with one more package beside it (extra-vars apply to
+    # every host, so each gets the union of the hosts' extra packages plus the new one).
+    extras = {p for name in app_hosts for p in kit_vars[name]["celery_app_extra_packages"]}
+    new_extras = json.dumps({"celery_app_extra_packages": sorted(extras | {"six==1.16.0"})})
+
+    batch = new_batch(seconds=0.2)
+    fault_at = time.monotonic()
+    with Load(batch) as load:
+        time.sleep(2)
+        deploy_seconds = playbook(
+            inventory, "site.yml", "--limit", "celery_workers:web", "-e", new_extras
+        )
+        deployed = links(app_hosts, kit_vars, "current")
+        rollback_seconds = playbook(inventory, "rollback.yml")
+        rolled_back = links(app_hosts, kit_vars, "current")
+        time.sleep(2)
+    ledger, drained_at = batch.drain(180)
+    outcome = batch.outcome(
+        "rolling deploy + rollback under HTTP load",
+        ledger,
+        fault_at=fault_at,
+        drained_at=drained_at,
+        recovery_seconds=None,
+        note=f"site.yml took {deploy_seconds:.0f} s, rollback.yml {rollback_seconds:.0f} s; "
+        f"HTTP answers: {dict(sorted(load.statuses.items()))}",
+    )
+    report(outcome)
+
+    assert all(deployed[name] != before[name] for name in app_hosts), (before, deployed)
+    assert rolled_back == before
+    assert links(app_hosts, kit_vars, "previous") == deployed
+    assert not load.failures, load.failures[:20]
+    assert load.statuses["POST 202"] >= 10
+    assert outcome.lost == 0, ledger
+
+    # Back to the deployment as the inventory defines it: nothing to change.
+    playbook(inventory, "site.yml", "--limit", "celery_workers:web")
+    assert links(app_hosts, kit_vars, "current") == before

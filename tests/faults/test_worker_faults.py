@@ -1,0 +1,205 @@
+"""Workers die, hosts stop, workers are stopped: no accepted job is lost.
+
+Tasks are acknowledged late and given back when the process running them dies
+(task_acks_late, task_reject_on_worker_lost), so RabbitMQ redelivers them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from cluster_ops import (
+    lxc,
+    lxc_container,
+    pool_ready,
+    supervisor_state,
+    wait_until,
+    worker_processes,
+)
+from ledger_batch import DRAIN_POLL_SECONDS
+
+DRAIN_TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def victim(worker_hosts: list[str]) -> str:
+    """The worker host the faults are injected on (the other keeps working)."""
+    return worker_hosts[0]
+
+
+def concurrency(hv: dict) -> int:
+    return int(hv["celery_worker_groups"][0].get("concurrency", 1))
+
+
+def test_pool_process_killed_mid_task_loses_no_task(
+    hosts, kit_vars, victim, new_batch, report
+) -> None:
+    host, hv = hosts[victim], kit_vars[victim]
+    process = worker_processes(hv)[0]
+    main_pid = pool_ready(host, process, concurrency(hv))
+    assert main_pid, f"{process} on {victim} is not running with a full pool"
+
+    batch = new_batch(seconds=2)
+    batch.submit(24)
+    time.sleep(3)  # every pool process is now inside a 2 s job
+    pool = host.run(f"pgrep -P {main_pid}").stdout.split()
+    fault_at = time.monotonic()
+    host.run_expect([0], f"kill -KILL {pool[0]}")
+    # The worker replaces the pool process itself; supervisor has nothing to do.
+    wait_until(
+        lambda: (
+            pool_ready(host, process, concurrency(hv)) == main_pid
+            and pool[0] not in host.run(f"pgrep -P {main_pid}").stdout.split()
+        ),
+        60,
+        "the worker to replace its killed pool process",
+    )
+    recovered = time.monotonic() - fault_at
+    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
+    outcome = batch.outcome(
+        "worker pool process SIGKILLed",
+        ledger,
+        fault_at=fault_at,
+        drained_at=drained_at,
+        recovery_seconds=recovered,
+        note="the killed process's job is rejected back to the queue (reject_on_worker_lost)",
+    )
+    report(outcome)
+    assert not batch.failures, batch.failures
+    assert outcome.lost == 0, ledger
+    assert outcome.redelivered >= 1, "the kill hit no job in flight"
+    assert supervisor_state(host, process) == ("RUNNING", main_pid)
+
+
+def test_worker_main_process_killed_mid_task_loses_no_task(
+    hosts, kit_vars, victim, new_batch, report
+) -> None:
+    host, hv = hosts[victim], kit_vars[victim]
+    process = worker_processes(hv)[0]
+    old_pid = pool_ready(host, process, concurrency(hv))
+    assert old_pid
+
+    batch = new_batch(seconds=2)
+    batch.submit(24)
+    time.sleep(3)
+    fault_at = time.monotonic()
+    host.run_expect([0], f"kill -KILL {old_pid}")
+    new_pid = wait_until(
+        lambda: pool_ready(host, process, concurrency(hv), not_pid=old_pid),
+        90,
+        "supervisor to restart the killed worker",
+    )
+    recovered = time.monotonic() - fault_at
+    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
+    outcome = batch.outcome(
+        "worker main process SIGKILLed",
+        ledger,
+        fault_at=fault_at,
+        drained_at=drained_at,
+        recovery_seconds=recovered,
+        note="its connection closes, so RabbitMQ redelivers the unacknowledged jobs; a pool "
+        "process that was orphaned mid-job may still finish it (a duplicate)",
+    )
+    report(outcome)
+    assert not batch.failures, batch.failures
+    assert outcome.lost == 0, ledger
+    assert outcome.redelivered >= 1, "the kill hit no job in flight"
+    assert new_pid != old_pid
+    # No orphaned pool process of the killed worker is left running.
+    wait_until(
+        lambda: not host.run(f"pgrep -u {hv['celery_app_user']} -P 1 -f 'celery.*worker'").stdout,
+        60,
+        "orphaned pool processes of the killed worker to exit",
+    )
+
+
+def test_worker_host_hard_stopped_and_restarted_loses_no_task(
+    hosts, kit_vars, victim, new_batch, report
+) -> None:
+    host, hv = hosts[victim], kit_vars[victim]
+    process = worker_processes(hv)[0]
+    container = lxc_container(victim)
+
+    batch = new_batch(seconds=2)
+    batch.submit(30)
+    time.sleep(3)
+    fault_at = time.monotonic()
+    lxc("stop", "--kill", "-n", container)  # no shutdown: the power is cut
+    time.sleep(5)
+    lxc("start", "-n", container)
+    wait_until(
+        lambda: pool_ready(host, process, concurrency(hv)),
+        180,
+        f"the worker on {victim} to come back at boot",
+        interval=3,
+    )
+    recovered = time.monotonic() - fault_at
+    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
+    outcome = batch.outcome(
+        f"worker host {victim} hard-stopped, restarted",
+        ledger,
+        fault_at=fault_at,
+        drained_at=drained_at,
+        recovery_seconds=recovered,
+        note="jobs it held are redelivered once RabbitMQ sees its connection gone",
+    )
+    report(outcome)
+    assert not batch.failures, batch.failures
+    assert outcome.lost == 0, ledger
+    assert outcome.redelivered >= 1, "the stop hit no job in flight"
+
+
+def test_supervisorctl_stop_lets_running_jobs_finish(
+    hosts, kit_vars, worker_hosts, new_batch, report
+) -> None:
+    seconds = 12
+    slots = sum(concurrency(kit_vars[name]) for name in worker_hosts)
+    batch = new_batch(seconds=seconds)
+    batch.submit(slots)  # one job per pool process: all run at once
+
+    def all_started() -> bool:
+        import requests
+
+        states = [
+            requests.get(f"{batch.web_url}/api/jobs/{i}", timeout=10).json()["state"]
+            for i in batch.accepted
+        ]
+        return all(state == "STARTED" for state in states)
+
+    wait_until(all_started, 60, "every job to start", interval=0.5)
+    fault_at = time.monotonic()
+    stopped: dict[str, float] = {}
+
+    def stop(name: str) -> None:
+        start = time.monotonic()
+        for process in worker_processes(kit_vars[name]):
+            hosts[name].run_expect([0], f"supervisorctl stop {process}")
+        stopped[name] = time.monotonic() - start
+
+    threads = [threading.Thread(target=stop, args=(name,)) for name in worker_hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ledger = batch.ledger()  # nothing is left to run: every job was running
+    for name in worker_hosts:
+        for process in worker_processes(kit_vars[name]):
+            hosts[name].run_expect([0], f"supervisorctl start {process}")
+    time.sleep(DRAIN_POLL_SECONDS)
+    outcome = batch.outcome(
+        "supervisorctl stop during long jobs",
+        ledger,
+        fault_at=fault_at,
+        drained_at=time.monotonic(),
+        recovery_seconds=max(stopped.values()),
+        note=f"recovery = time supervisorctl stop took (jobs of {seconds} s were running; "
+        "warm shutdown waits for them)",
+    )
+    report(outcome)
+    assert (outcome.lost, outcome.duplicated, outcome.redelivered) == (0, 0, 0), ledger
+    stopwait = int(kit_vars[worker_hosts[0]]["celery_worker_task_time_limit"]) + int(
+        kit_vars[worker_hosts[0]]["celery_worker_stop_grace"]
+    )
+    assert all(2 < took < stopwait for took in stopped.values()), stopped
