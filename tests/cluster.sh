@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Bring the local cluster up and provision it (`up`), or run the whole cluster test (`test`):
 # up, first provision, second provision that must report changed=0, testinfra, end-to-end,
-# then teardown whether the tests passed or not. Prints each phase with its elapsed time and
-# writes the timings to tests/results/phases.txt.
+# fault scenarios, then teardown whether the tests passed or not. Prints each phase with its
+# elapsed time and writes the timings to tests/results/phases.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,3 +69,8 @@ pytest -v tests/infra --sudo --ansible-inventory="$inventory" \
 
 phase "end-to-end (tests/e2e)"
 pytest -v tests/e2e --ansible-inventory="$inventory" --junitxml="$results/e2e.xml"
+
+phase "fault scenarios (tests/faults): kills, stops, restarts, rolling deploy, hostile input"
+# Prints the table (submitted / completed / lost / duplicated / recovery) and writes
+# tests/results/faults.json.
+pytest -v tests/faults --ansible-inventory="$inventory" --junitxml="$results/faults.xml"

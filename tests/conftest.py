@@ -29,9 +29,11 @@ def inventory(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def kit_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Per inventory host: its groups, cluster address and the roles' resolved variables."""
-    out = tmp_path_factory.mktemp("kit-vars") / "kit-vars.json"
+def resolved(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
+    """(per-host non-secret variables, the deployment's secrets), resolved by Ansible."""
+    folder = tmp_path_factory.mktemp("kit-vars")
+    folder.chmod(0o700)
+    out, secrets = folder / "kit-vars.json", folder / "kit-secrets.json"
     subprocess.run(
         [
             "ansible-playbook",
@@ -40,13 +42,27 @@ def kit_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
             str(ROOT / "ansible" / "resolve-vars.yml"),
             "-e",
             f"kit_vars_file={out}",
+            "-e",
+            f"kit_secrets_file={secrets}",
         ],
         check=True,
         cwd=ROOT / "ansible",
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
         stdout=subprocess.DEVNULL,
     )
-    return json.loads(out.read_text())
+    return json.loads(out.read_text()), json.loads(secrets.read_text())
+
+
+@pytest.fixture(scope="session")
+def kit_vars(resolved: tuple[dict, dict]) -> dict:
+    """Per inventory host: its groups, cluster address and the roles' resolved variables."""
+    return resolved[0]
+
+
+@pytest.fixture(scope="session")
+def kit_secrets(resolved: tuple[dict, dict]) -> dict[str, str]:
+    """The deployment's secrets by variable name (from the inventory's vault)."""
+    return resolved[1]
 
 
 def hosts_in(kit_vars: dict, group: str) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import requests
 
 
@@ -25,10 +23,10 @@ def test_flower_refuses_a_wrong_password(kit_vars, web_host_name, web_url) -> No
 
 
 def test_flower_shows_the_workers_with_the_password(
-    kit_vars, web_host_name, web_url, worker_hosts
+    kit_vars, kit_secrets, web_host_name, web_url, worker_hosts
 ) -> None:
     hv = kit_vars[web_host_name]
-    password = (Path(hv["kit_credentials_dir"]) / "flower-admin").read_text().strip()
+    password = kit_secrets["kit_flower_password"]
     reply = requests.get(
         f"{flower_url(kit_vars, web_host_name, web_url)}api/workers?refresh=1",
         auth=(hv["flower_user"], password),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -46,8 +45,44 @@ def good_inventory() -> dict:
     }
 
 
-def run_site(tmp_path: Path, inventory: dict, drop_variable: str | None = None) -> str:
-    """Runs site.yml against the inventory; returns its output (it must fail)."""
+VAULT_SECRETS = [
+    "vault_kitapp_broker_password",
+    "vault_kitapp_redis_password",
+    "vault_kit_rabbitmq_admin_password",
+    "vault_kit_rabbitmq_erlang_cookie",
+    "vault_kit_flower_password",
+]
+
+
+def write_vault(path: Path, password_file: Path, drop: str | None = None) -> None:
+    """The inventory's vault.yml with test secrets, encrypted with the password in password_file."""
+    path.write_text(yaml.safe_dump({name: "x" * 32 for name in VAULT_SECRETS if name != drop}))
+    subprocess.run(
+        [
+            "ansible-vault",
+            "encrypt",
+            "--vault-password-file",
+            str(password_file),
+            "--encrypt-vault-id",
+            "default",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT / "ansible",
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
+    )
+
+
+def run_site(
+    tmp_path: Path,
+    inventory: dict,
+    drop_variable: str | None = None,
+    drop_secret: str | None = None,
+    vault_password: str = "right",
+) -> str:
+    """Runs site.yml against the inventory; returns its output (it must fail). The inventory's
+    vault is encrypted with "right"; the run decrypts it with vault_password."""
     inv_dir = tmp_path / "inventories" / "bad"
     (inv_dir / "group_vars" / "all").mkdir(parents=True)
     (inv_dir / "hosts.yml").write_text(yaml.safe_dump(inventory))
@@ -55,15 +90,21 @@ def run_site(tmp_path: Path, inventory: dict, drop_variable: str | None = None) 
     if drop_variable:
         del site_vars[drop_variable]
     (inv_dir / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(site_vars))
+    (tmp_path / "right").write_text("right\n")
+    (tmp_path / "given").write_text(vault_password + "\n")
+    write_vault(inv_dir / "group_vars" / "all" / "vault.yml", tmp_path / "right", drop_secret)
     run = subprocess.run(
         ["ansible-playbook", "-i", str(inv_dir), "site.yml"],
         cwd=ROOT / "ansible",
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg"),
+            "KIT_VAULT_PASSWORD_FILE": str(tmp_path / "given"),
+        },
         capture_output=True,
         text=True,
         timeout=300,
     )
-    shutil.rmtree(tmp_path / "credentials", ignore_errors=True)
     output = run.stdout + run.stderr
     assert run.returncode != 0, f"site.yml accepted a bad inventory:\n{output[-3000:]}"
     return output
@@ -121,3 +162,16 @@ def test_inventory_without_web_hosts_is_refused(tmp_path) -> None:
     output = run_site(tmp_path, inventory)
     assert "The inventory has no host in group 'web'" in output
     assert_nothing_ran_on_hosts(output)
+
+
+def test_missing_vault_secret_is_named(tmp_path) -> None:
+    output = run_site(tmp_path, good_inventory(), drop_secret="vault_kit_flower_password")
+    assert "vault_kit_flower_password" in output
+    assert_nothing_ran_on_hosts(output)
+
+
+def test_wrong_vault_password_is_refused_before_any_host_is_touched(tmp_path) -> None:
+    output = run_site(tmp_path, good_inventory(), vault_password="wrong")
+    assert "Decryption failed" in output, output[-2000:]
+    assert "PLAY [Prepare every cluster host]" not in output
+    assert "UNREACHABLE" not in output
