@@ -8,12 +8,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible/ansible.cfg
 export VAGRANT_DEFAULT_PROVIDER ?= lxc
 export CELERYKIT_LXC_BOX ?= $(shell sed -n 's/^ *lxc: *\([^ #]*\).*/\1/p' vagrant/hosts.yml | head -n 1)
 
-.PHONY: help setup venv host box up provision down test lint unit integration cluster-test bench
+.PHONY: help setup venv host box up provision down test test-matrix lint unit integration cluster-test bench
 
 help:
 	@echo "make up      bring the local cluster up and deploy the example app (installs what it needs)"
-	@echo "make test    run every test: lint, unit (+ bad-inventory checks), integration, cluster (up, provision x2, testinfra, e2e, down)"
+	@echo "make test    run every test: lint, unit (+ bad-inventory checks), integration, cluster (up, provision x2, testinfra, e2e, fault scenarios, down)"
 	@echo "make down    destroy the local cluster"
+	@echo "make test-matrix  the cluster test on the boxes CI does not run (Debian 13)"
 	@echo "make bench   benchmark the running cluster (table, bench/results/<run>.json and .png)"
 
 venv: $(VENV)/.installed
@@ -58,6 +59,16 @@ cluster-test: setup
 	tests/cluster.sh test
 
 test: lint unit integration cluster-test
+
+# What CI does not run (CI: Debian 12 boxes with supervisor): the same cluster test, one box at a
+# time, on each of MATRIX_BOXES (built locally by vagrant/build-box.sh, like the default box).
+MATRIX_BOXES ?= celerykit/debian13
+test-matrix: venv host
+	for box in $(MATRIX_BOXES); do \
+	  echo "==> [matrix] cluster test on $$box"; \
+	  CELERYKIT_LXC_BOX=$$box vagrant/build-box.sh $$box; \
+	  CELERYKIT_LXC_BOX=$$box tests/cluster.sh test; \
+	done
 
 # Benchmarks of the running cluster (`make up` first); see README.md "Benchmarks". Knobs, as
 # environment or make variables: BENCH_TASKS (10000), BENCH_AMQP_MESSAGES (20000),

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Build the local Debian 12 (bookworm) box for the vagrant-lxc provider and register it.
+# Build a local Debian box for the vagrant-lxc provider and register it: Debian 12 (bookworm),
+# the one CI proves, or Debian 13 (trixie) for `make test-matrix`; the suite follows the box name
+# (…debian13 -> trixie) unless CELERYKIT_DEBIAN_SUITE says otherwise.
 # Rebuilt only when the box is missing or this recipe (or the host's CA certificates) changed.
 # Usage: vagrant/build-box.sh [BOX_NAME]   (default: $CELERYKIT_LXC_BOX or celerykit/debian12)
 set -euo pipefail
 
 box_name=${1:-${CELERYKIT_LXC_BOX:-celerykit/debian12}}
-suite=bookworm
+case $box_name in
+  *debian13*) default_suite=trixie ;;
+  *) default_suite=bookworm ;;
+esac
+suite=${CELERYKIT_DEBIAN_SUITE:-$default_suite}
 mirror=${CELERYKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache_dir=${XDG_CACHE_HOME:-$HOME/.cache}/celerykit
 stamp="$cache_dir/box-${box_name//\//_}.recipe"

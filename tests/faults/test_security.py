@@ -9,9 +9,15 @@ Ansible's output.)
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Run on a web host, as the app user, with the app's environment; prints one word and never
 # the password. argv[1]: "guest" (guest/guest) or a vhost to try with the app's own user.
@@ -30,6 +36,19 @@ try:
     print("ALLOWED")
 except Exception as exc:
     print("REFUSED", type(exc).__name__)
+"""
+
+
+# Run on a broker: GET argv[2] with basic auth "user:password" read from the file argv[1];
+# prints the HTTP status.
+HTTP_STATUS_WITH_AUTH = """
+import base64, sys, urllib.error, urllib.request
+token = base64.b64encode(open(sys.argv[1], "rb").read().strip()).decode()
+request = urllib.request.Request(sys.argv[2], headers={"Authorization": "Basic " + token})
+try:
+    print(urllib.request.urlopen(request, timeout=10).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
 """
 
 
@@ -55,28 +74,70 @@ def test_app_user_reaches_its_own_vhost_only(hosts, kit_vars, web_host_name) -> 
         assert amqp_login(hosts, kit_vars, web_host_name, other).startswith("REFUSED"), other
 
 
-def test_app_user_cannot_use_the_management_api(hosts, kit_vars, kit_secrets) -> None:
+def test_app_user_cannot_use_the_management_api(
+    hosts, kit_vars, kit_secrets, inventory, tmp_path
+) -> None:
     broker = next(name for name, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
     hv = kit_vars[broker]
-    user = hv["kitapp_broker_user"]
-    password = kit_secrets["kitapp_broker_password"]
-    host = hosts[broker]
-    curlrc = "/root/.kit-test-curlrc"
-    # The credentials travel inside Ansible's module payload and a 0600 file, never in argv.
-    host.ansible(
-        "ansible.builtin.copy",
-        {"dest": curlrc, "mode": "0600", "content": f'user = "{user}:{password}"\n'},
-        check=False,
-        become=True,
+    credentials = "/root/.kit-test-credentials-"
+    app_user, admin_user = hv["kitapp_broker_user"], hv["kit_rabbitmq_admin_user"]
+    # The credentials reach the broker inside Ansible's module payload (from a 0600 vars file)
+    # and a 0600 file there: never in any command line, on either side.
+    secret_vars = tmp_path / "vars.json"
+    secret_vars.touch(mode=0o600)
+    secret_vars.write_text(
+        json.dumps(
+            {
+                "curl_users": {
+                    "app": f"{app_user}:{kit_secrets['kitapp_broker_password']}",
+                    # The control: the same request with the admin's credentials gets in.
+                    "admin": f"{admin_user}:{kit_secrets['kit_rabbitmq_admin_password']}",
+                }
+            }
+        )
     )
+    put_credentials = tmp_path / "put-credentials.yml"
+    put_credentials.write_text(
+        json.dumps(
+            [
+                {
+                    "hosts": broker,
+                    "gather_facts": False,
+                    "become": True,
+                    "tasks": [
+                        {
+                            "ansible.builtin.copy": {
+                                "dest": credentials + "{{ item.key }}",
+                                "mode": "0600",
+                                "content": "{{ item.value }}",
+                            },
+                            "loop": "{{ curl_users | dict2items }}",
+                            "no_log": True,
+                        }
+                    ],
+                }
+            ]
+        )
+    )
+    subprocess.run(
+        ["ansible-playbook", "-i", inventory, str(put_credentials), "-e", f"@{secret_vars}"],
+        check=True,
+        capture_output=True,
+        cwd=ROOT / "ansible",
+        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
+    )
+    host = hosts[broker]
+    url = f"http://{hv['rabbitmq_management_ip']}:{hv['rabbitmq_management_port']}/api/overview"
     try:
-        status = host.run(
-            f"curl -s -o /dev/null -w '%{{http_code}}' -K {curlrc} "
-            f"http://{hv['rabbitmq_management_ip']}:{hv['rabbitmq_management_port']}/api/overview"
-        ).stdout
+        status = {
+            who: host.run(
+                f"python3 -c {shlex.quote(HTTP_STATUS_WITH_AUTH)} {credentials}{who} {url}"
+            ).stdout.strip()
+            for who in ("app", "admin")
+        }
     finally:
-        host.run(f"rm -f {curlrc}")
-    assert status == "401"
+        host.run(f"rm -f {credentials}app {credentials}admin")
+    assert status == {"app": "401", "admin": "200"}
 
 
 def process_owners(host, pattern: str) -> set[str]:
