@@ -124,7 +124,8 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
         drained_at=drained_at,
         recovery_seconds=None,
         note=f"site.yml took {deploy_seconds:.0f} s, rollback.yml {rollback_seconds:.0f} s; "
-        f"HTTP answers: {dict(sorted(load.statuses.items()))}",
+        f"HTTP answers: {dict(sorted(load.statuses.items()))}; redelivered = jobs a worker had "
+        "prefetched but not started when it stopped warm for the new release (each ran once)",
     )
     report(outcome)
 

@@ -192,7 +192,7 @@ def test_supervisorctl_stop_lets_running_jobs_finish(
         "supervisorctl stop during long jobs",
         ledger,
         fault_at=fault_at,
-        drained_at=time.monotonic(),
+        drained_at=fault_at + max(stopped.values()),
         recovery_seconds=max(stopped.values()),
         note=f"recovery = time supervisorctl stop took (jobs of {seconds} s were running; "
         "warm shutdown waits for them)",

@@ -45,3 +45,22 @@ def test_healthz_through_nginx_reports_broker_and_results_ok(host, kit_vars) -> 
     fetch = f"import urllib.request as u; print(u.urlopen('{url}', timeout=10).read().decode())"
     out = host.check_output(f'python3 -c "{fetch}"')
     assert json.loads(out) == {"broker": "ok", "results": "ok"}
+
+
+def test_nginx_serves_static_files_itself_not_gunicorn(host, kit_vars) -> None:
+    import requests
+
+    hv = kit_vars[host.backend.get_hostname()]
+    gunicorn_log = f"{hv['celery_app_log_dir']}/{hv['celery_app_name']}-gunicorn.log"
+    path = f"{hv['nginx_static_url']}style.css"
+    with host.sudo():
+        packaged = host.file(f"{hv['celery_app_base_dir']}/current/static/style.css").content_string
+        seen_before = host.run(f"grep -c 'GET {path}' {gunicorn_log}").stdout.strip()
+    reply = requests.get(
+        f"http://{hv['cluster_address']}:{hv['nginx_listen_port']}{path}", timeout=10
+    )
+    assert reply.status_code == 200
+    assert reply.text == packaged
+    assert "max-age=" in reply.headers.get("Cache-Control", "")
+    with host.sudo():
+        assert host.run(f"grep -c 'GET {path}' {gunicorn_log}").stdout.strip() == seen_before
