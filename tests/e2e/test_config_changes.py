@@ -1,5 +1,5 @@
-"""Changes applied by site.yml touch only what changed: one supervisor program's configuration
-restarts that program alone, and a rotated password reaches RabbitMQ and every app host.
+"""Changes applied by site.yml touch only what changed: one app process's configuration
+restarts that process alone, and a rotated password reaches RabbitMQ and every app host.
 
 These run the real playbook against the cluster and leave it working (the rotated password
 stays: it is as good as the one it replaced).
@@ -18,6 +18,7 @@ import pytest
 import requests
 import testinfra
 import yaml
+from app_processes import AppProcesses
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")}
@@ -35,10 +36,14 @@ def playbook(inventory: str, *args: str) -> str:
     return run.stdout
 
 
-def pids(host) -> dict[str, str]:
-    """supervisor program -> pid, for every running program on the host."""
-    out = host.run("supervisorctl status").stdout.splitlines()
-    return {line.split()[0]: line.split()[3].rstrip(",") for line in out if " RUNNING " in line}
+def pids(processes: AppProcesses) -> dict[str, int]:
+    """App process -> main pid, once every app process on the host runs."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = processes.pids()
+        if all(found.values()) or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
 
 
 def noop_job_succeeds(web_url: str) -> bool:
@@ -63,20 +68,21 @@ def test_one_program_changed_restarts_that_program_only(
     host = testinfra.get_host(
         f"ansible://{beat_host_name}?ansible_inventory={inventory}", sudo=True
     )
-    before = pids(host)
-    beat = f"{kit_vars[beat_host_name]['celery_app_name']}-beat"
+    processes = AppProcesses(host, kit_vars[beat_host_name])
+    before = pids(processes)
+    beat = processes.service("beat")
     assert beat in before and len(before) >= 2, before
 
     # Only the worker programs' configuration changes (their log level).
     playbook(inventory, "--limit", beat_host_name, "-e", "celery_worker_loglevel=WARNING")
-    changed = pids(host)
+    changed = pids(processes)
     assert changed[beat] == before[beat], "beat was restarted by a change to the workers"
     workers = [name for name in before if name != beat]
     assert all(changed[name] != before[name] for name in workers), (before, changed)
 
     # Back as the inventory defines it: again the workers only.
     playbook(inventory, "--limit", beat_host_name)
-    after = pids(host)
+    after = pids(processes)
     assert after[beat] == before[beat]
     assert noop_job_succeeds(web_url)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from app_processes import AppProcesses
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,32 +34,19 @@ def wait_until(
     )
 
 
-def worker_processes(hv: dict) -> list[str]:
-    """supervisorctl names (group:process) of every worker process on a host."""
-    names = []
-    for group in hv["celery_worker_groups"]:
-        program = f"{hv['celery_app_name']}-worker-{group['name']}"
-        names += [f"{program}:{program}-{i:02d}" for i in range(int(group.get("numprocs", 1)))]
-    return names
-
-
-def supervisor_state(host, process: str) -> tuple[str, int]:
-    """(state, pid) of a supervisor process, e.g. ("RUNNING", 1234); pid 0 when not running."""
-    out = host.run(f"supervisorctl status {process}").stdout.split()
-    state = out[1] if len(out) > 1 else "UNKNOWN"
-    pid = int(out[3].rstrip(",")) if state == "RUNNING" and len(out) > 3 else 0
-    return state, pid
-
-
 def children(host, pid: int) -> list[int]:
-    out = host.run(f"pgrep -P {pid}").stdout.split()
-    return [int(p) for p in out]
+    return [int(p) for p in host.run(f"pgrep -P {pid}").stdout.split()]
 
 
-def pool_ready(host, process: str, concurrency: int, not_pid: int = 0) -> int:
+def pool_ready(processes: AppProcesses, name: str, concurrency: int, not_pid: int = 0) -> int:
     """The worker's main pid once it runs (with a pid other than not_pid) with a full pool."""
-    state, pid = supervisor_state(host, process)
-    if state == "RUNNING" and pid and pid != not_pid and len(children(host, pid)) >= concurrency:
+    state, pid = processes.state(name)
+    if (
+        state == "RUNNING"
+        and pid
+        and pid != not_pid
+        and len(children(processes.host, pid)) >= concurrency
+    ):
         return pid
     return 0
 

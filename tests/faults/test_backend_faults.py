@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import requests
+from app_processes import AppProcesses
 from cluster_ops import wait_until
 
 DRAIN_TIMEOUT = 240
@@ -74,9 +75,12 @@ def test_result_store_restart_gives_503_then_recovers_without_a_restart(
 ) -> None:
     redis_host = next(n for n, hv in kit_vars.items() if "redis" in hv["groups"])
     store, web = hosts[redis_host], hosts[web_host_name]
-    gunicorn_pid = web.run(
-        "supervisorctl pid " + kit_vars[web_host_name]["celery_app_name"] + "-gunicorn"
-    ).stdout.strip()
+    web_processes = AppProcesses(web, kit_vars[web_host_name])
+
+    def gunicorn_pid() -> int:
+        return web_processes.pid(web_processes.service("gunicorn"))
+
+    gunicorn_before = gunicorn_pid()
     assert healthz(web_url) == 200
 
     batch = new_batch(seconds=1)
@@ -104,9 +108,4 @@ def test_result_store_restart_gives_503_then_recovers_without_a_restart(
     report(outcome)
     assert not batch.failures, batch.failures
     assert outcome.lost == 0, ledger
-    assert (
-        web.run(
-            "supervisorctl pid " + kit_vars[web_host_name]["celery_app_name"] + "-gunicorn"
-        ).stdout.strip()
-        == gunicorn_pid
-    )
+    assert gunicorn_pid() == gunicorn_before

@@ -11,7 +11,7 @@ import json
 
 import pytest
 import requests
-from cluster_ops import worker_processes
+from app_processes import AppProcesses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kitapp.public_tasks import PUBLIC_TASKS
@@ -58,8 +58,9 @@ def assert_clean_answer(reply: requests.Response) -> None:
 def workers_paused(hosts, kit_vars, worker_hosts):
     """Workers stopped for the module; afterwards the queue is purged and they start again."""
     for name in worker_hosts:
-        for process in worker_processes(kit_vars[name]):
-            hosts[name].run_expect([0], f"supervisorctl stop {process}")
+        processes = AppProcesses(hosts[name], kit_vars[name])
+        for process in processes.workers():
+            processes.stop(process)
     yield
     hv = kit_vars[worker_hosts[0]]
     base = hv["celery_app_base_dir"]
@@ -68,8 +69,9 @@ def workers_paused(hosts, kit_vars, worker_hosts):
         f"--app=kitapp.celery_app purge --force --queues={hv['kitapp_default_queue']}"
     )
     for name in worker_hosts:
-        for process in worker_processes(kit_vars[name]):
-            hosts[name].run_expect([0], f"supervisorctl start {process}")
+        processes = AppProcesses(hosts[name], kit_vars[name])
+        for process in processes.workers():
+            processes.start(process)
     assert purge.rc == 0, purge.stdout + purge.stderr
 
 

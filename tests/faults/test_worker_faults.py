@@ -10,13 +10,12 @@ import threading
 import time
 
 import pytest
+from app_processes import AppProcesses
 from cluster_ops import (
     lxc,
     lxc_container,
     pool_ready,
-    supervisor_state,
     wait_until,
-    worker_processes,
 )
 from ledger_batch import DRAIN_POLL_SECONDS
 
@@ -37,8 +36,9 @@ def test_pool_process_killed_mid_task_loses_no_task(
     hosts, kit_vars, victim, new_batch, report
 ) -> None:
     host, hv = hosts[victim], kit_vars[victim]
-    process = worker_processes(hv)[0]
-    main_pid = pool_ready(host, process, concurrency(hv))
+    processes = AppProcesses(host, hv)
+    process = processes.workers()[0]
+    main_pid = pool_ready(processes, process, concurrency(hv))
     assert main_pid, f"{process} on {victim} is not running with a full pool"
 
     batch = new_batch(seconds=2)
@@ -47,10 +47,10 @@ def test_pool_process_killed_mid_task_loses_no_task(
     pool = host.run(f"pgrep -P {main_pid}").stdout.split()
     fault_at = time.monotonic()
     host.run_expect([0], f"kill -KILL {pool[0]}")
-    # The worker replaces the pool process itself; supervisor has nothing to do.
+    # The worker replaces the pool process itself; the process manager has nothing to do.
     wait_until(
         lambda: (
-            pool_ready(host, process, concurrency(hv)) == main_pid
+            pool_ready(processes, process, concurrency(hv)) == main_pid
             and pool[0] not in host.run(f"pgrep -P {main_pid}").stdout.split()
         ),
         60,
@@ -70,15 +70,16 @@ def test_pool_process_killed_mid_task_loses_no_task(
     assert not batch.failures, batch.failures
     assert outcome.lost == 0, ledger
     assert outcome.redelivered >= 1, "the kill hit no job in flight"
-    assert supervisor_state(host, process) == ("RUNNING", main_pid)
+    assert processes.state(process) == ("RUNNING", main_pid)
 
 
 def test_worker_main_process_killed_mid_task_loses_no_task(
     hosts, kit_vars, victim, new_batch, report
 ) -> None:
     host, hv = hosts[victim], kit_vars[victim]
-    process = worker_processes(hv)[0]
-    old_pid = pool_ready(host, process, concurrency(hv))
+    processes = AppProcesses(host, hv)
+    process = processes.workers()[0]
+    old_pid = pool_ready(processes, process, concurrency(hv))
     assert old_pid
 
     batch = new_batch(seconds=2)
@@ -87,9 +88,9 @@ def test_worker_main_process_killed_mid_task_loses_no_task(
     fault_at = time.monotonic()
     host.run_expect([0], f"kill -KILL {old_pid}")
     new_pid = wait_until(
-        lambda: pool_ready(host, process, concurrency(hv), not_pid=old_pid),
+        lambda: pool_ready(processes, process, concurrency(hv), not_pid=old_pid),
         90,
-        "supervisor to restart the killed worker",
+        "the process manager to restart the killed worker",
     )
     recovered = time.monotonic() - fault_at
     ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
@@ -119,7 +120,8 @@ def test_worker_host_hard_stopped_and_restarted_loses_no_task(
     hosts, kit_vars, victim, new_batch, report
 ) -> None:
     host, hv = hosts[victim], kit_vars[victim]
-    process = worker_processes(hv)[0]
+    processes = AppProcesses(host, hv)
+    process = processes.workers()[0]
     container = lxc_container(victim)
 
     batch = new_batch(seconds=2)
@@ -130,7 +132,7 @@ def test_worker_host_hard_stopped_and_restarted_loses_no_task(
     time.sleep(5)
     lxc("start", "-n", container)
     wait_until(
-        lambda: pool_ready(host, process, concurrency(hv)),
+        lambda: pool_ready(processes, process, concurrency(hv)),
         180,
         f"the worker on {victim} to come back at boot",
         interval=3,
@@ -151,7 +153,7 @@ def test_worker_host_hard_stopped_and_restarted_loses_no_task(
     assert outcome.redelivered >= 1, "the stop hit no job in flight"
 
 
-def test_supervisorctl_stop_lets_running_jobs_finish(
+def test_stopping_workers_lets_running_jobs_finish(
     hosts, kit_vars, worker_hosts, new_batch, report
 ) -> None:
     seconds = 12
@@ -174,8 +176,9 @@ def test_supervisorctl_stop_lets_running_jobs_finish(
 
     def stop(name: str) -> None:
         start = time.monotonic()
-        for process in worker_processes(kit_vars[name]):
-            hosts[name].run_expect([0], f"supervisorctl stop {process}")
+        processes = AppProcesses(hosts[name], kit_vars[name])
+        for process in processes.workers():
+            processes.stop(process)
         stopped[name] = time.monotonic() - start
 
     threads = [threading.Thread(target=stop, args=(name,)) for name in worker_hosts]
@@ -185,16 +188,17 @@ def test_supervisorctl_stop_lets_running_jobs_finish(
         thread.join()
     ledger = batch.ledger()  # nothing is left to run: every job was running
     for name in worker_hosts:
-        for process in worker_processes(kit_vars[name]):
-            hosts[name].run_expect([0], f"supervisorctl start {process}")
+        processes = AppProcesses(hosts[name], kit_vars[name])
+        for process in processes.workers():
+            processes.start(process)
     time.sleep(DRAIN_POLL_SECONDS)
     outcome = batch.outcome(
-        "supervisorctl stop during long jobs",
+        f"workers stopped ({kit_vars[worker_hosts[0]]['celery_process_manager']}) during long jobs",
         ledger,
         fault_at=fault_at,
         drained_at=fault_at + max(stopped.values()),
         recovery_seconds=max(stopped.values()),
-        note=f"recovery = time supervisorctl stop took (jobs of {seconds} s were running; "
+        note=f"recovery = time the stop took (jobs of {seconds} s were running; "
         "warm shutdown waits for them)",
     )
     report(outcome)

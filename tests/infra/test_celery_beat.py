@@ -1,31 +1,32 @@
-"""celery beat: one supervisor program on the one beat host, none elsewhere; its schedule runs."""
+"""celery beat: runs on the one beat host, nowhere else."""
 
 from __future__ import annotations
 
 import testinfra
+from app_processes import AppProcesses
 
 testinfra_hosts = ["ansible://celery_workers"]
 
 
-def beat_program(kit_vars: dict, name: str) -> str:
-    return f"{kit_vars[name]['celery_app_name']}-beat"
+def beat_state(host, hv: dict) -> str:
+    return AppProcesses(host, hv).state(AppProcesses(host, hv).service("beat"))[0]
 
 
 def test_beat_runs_on_the_beat_host_only(host, kit_vars) -> None:
-    name = host.backend.get_hostname()
+    hv = kit_vars[host.backend.get_hostname()]
     with host.sudo():
-        status = host.run(f"supervisorctl status {beat_program(kit_vars, name)}").stdout
-    running = "RUNNING" in status
-    assert running == ("celery_beat" in kit_vars[name]["groups"]), status
+        state = beat_state(host, hv)
+    assert (state == "RUNNING") == ("celery_beat" in hv["groups"]), state
 
 
 def test_exactly_one_beat_process_runs_in_the_deployment(inventory, kit_vars, worker_hosts) -> None:
     running = [
         name
         for name in worker_hosts
-        if "RUNNING"
-        in testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
-        .run(f"supervisorctl status {beat_program(kit_vars, name)}")
-        .stdout
+        if beat_state(
+            testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True),
+            kit_vars[name],
+        )
+        == "RUNNING"
     ]
     assert len(running) == 1, running

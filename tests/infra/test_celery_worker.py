@@ -1,42 +1,33 @@
-"""Celery workers: supervisor programs per queue group, unique node names, safe stop settings."""
+"""Celery workers: one process per queue group and number, unique node names, safe stop settings."""
 
 from __future__ import annotations
 
-import configparser
 import json
+
+from app_processes import AppProcesses
 
 testinfra_hosts = ["ansible://celery_workers"]
 
 
-def program_config(host, hv: dict, group: dict) -> configparser.SectionProxy:
-    path = f"/etc/supervisor/conf.d/{hv['celery_app_name']}-worker-{group['name']}.conf"
-    parser = configparser.RawConfigParser()
-    parser.read_string(host.file(path).content_string)
-    return parser[f"program:{hv['celery_app_name']}-worker-{group['name']}"]
+def stop_settings(host, hv: dict) -> dict:
+    processes = AppProcesses(host, hv)
+    with host.sudo():
+        return {name: processes.stop_settings(name) for name in processes.workers()}
 
 
-def test_each_worker_group_stops_only_after_the_hard_time_limit(host, kit_vars) -> None:
+def test_each_worker_stops_only_after_the_hard_time_limit(host, kit_vars) -> None:
     hv = kit_vars[host.backend.get_hostname()]
-    stop_waits = {
-        g["name"]: int(program_config(host, hv, g)["stopwaitsecs"])
-        for g in hv["celery_worker_groups"]
-    }
     limit = int(hv["celery_worker_task_time_limit"])
-    assert all(wait > limit for wait in stop_waits.values()), (stop_waits, limit)
+    waits = {name: s.wait_seconds for name, s in stop_settings(host, hv).items()}
+    assert waits and all(wait > limit for wait in waits.values()), (waits, limit)
 
 
-def test_each_worker_group_is_stopped_warm_and_killed_as_a_group(host, kit_vars) -> None:
+def test_each_worker_is_stopped_warm_and_killed_as_a_group(host, kit_vars) -> None:
     """TERM to the main process only (warm shutdown); SIGKILL, if the wait runs out, to all."""
-    hv = kit_vars[host.backend.get_hostname()]
-    settings = {
-        g["name"]: (
-            program_config(host, hv, g)["stopasgroup"],
-            program_config(host, hv, g)["killasgroup"],
-            program_config(host, hv, g)["stopsignal"],
-        )
-        for g in hv["celery_worker_groups"]
-    }
-    assert set(settings.values()) == {("false", "true", "TERM")}
+    settings = stop_settings(host, kit_vars[host.backend.get_hostname()])
+    assert {
+        (s.signal, s.signal_main_process_only, s.kill_whole_group) for s in settings.values()
+    } == {("TERM", True, True)}
 
 
 def test_workers_run_as_the_app_user_not_root(host, kit_vars) -> None:

@@ -1,4 +1,4 @@
-"""The web front end: gunicorn on its unix socket under supervisor, nginx in front."""
+"""The web front end: gunicorn on its unix socket under the process manager, nginx in front."""
 
 from __future__ import annotations
 
