@@ -14,7 +14,7 @@ help:
 	@echo "make up      bring the local cluster up and deploy the example app (installs what it needs)"
 	@echo "make test    run every test: lint, unit (+ bad-inventory checks), integration, cluster (up, provision x2, testinfra, e2e, fault scenarios, down)"
 	@echo "make down    destroy the local cluster"
-	@echo "make test-matrix  the cluster test on the boxes CI does not run (Debian 13)"
+	@echo "make test-matrix  the cluster test on what CI does not run (Debian 13; systemd instead of supervisor)"
 	@echo "make bench   benchmark the running cluster (table, bench/results/<run>.json and .png)"
 
 venv: $(VENV)/.installed
@@ -60,14 +60,16 @@ cluster-test: setup
 
 test: lint unit integration cluster-test
 
-# What CI does not run (CI: Debian 12 boxes with supervisor): the same cluster test, one box at a
-# time, on each of MATRIX_BOXES (built locally by vagrant/build-box.sh, like the default box).
-MATRIX_BOXES ?= celerykit/debian13
+# What CI does not run (CI: Debian 12 boxes with supervisor): the same cluster test, one
+# combination at a time, for each BOX:PROCESS_MANAGER in MATRIX (boxes built locally by
+# vagrant/build-box.sh, like the default one).
+MATRIX ?= celerykit/debian13:supervisor celerykit/debian12:systemd celerykit/debian13:systemd
 test-matrix: venv host
-	for box in $(MATRIX_BOXES); do \
-	  echo "==> [matrix] cluster test on $$box"; \
+	for combo in $(MATRIX); do \
+	  box=$${combo%%:*}; manager=$${combo##*:}; \
+	  echo "==> [matrix] cluster test on $$box with $$manager"; \
 	  CELERYKIT_LXC_BOX=$$box vagrant/build-box.sh $$box; \
-	  CELERYKIT_LXC_BOX=$$box tests/cluster.sh test; \
+	  CELERYKIT_LXC_BOX=$$box CELERYKIT_PROCESS_MANAGER=$$manager tests/cluster.sh test; \
 	done
 
 # Benchmarks of the running cluster (`make up` first); see README.md "Benchmarks". Knobs, as

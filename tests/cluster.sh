@@ -52,7 +52,7 @@ provision() {
 
 [ "$mode" = test ] && trap teardown EXIT
 
-echo "box: ${CELERYKIT_LXC_BOX:-default of vagrant/hosts.yml} (provider ${VAGRANT_DEFAULT_PROVIDER:-lxc})"
+echo "box: ${CELERYKIT_LXC_BOX:-default of vagrant/hosts.yml} (provider ${VAGRANT_DEFAULT_PROVIDER:-lxc}), process manager: ${CELERYKIT_PROCESS_MANAGER:-supervisor}"
 phase "vagrant up ($(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].map { |m| m["name"] }.join(" ")'))"
 vagrant up --no-provision
 phase "provision: first run of site.yml"

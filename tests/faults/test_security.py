@@ -24,14 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 AMQP_LOGIN = """
 import os, sys
 from urllib.parse import quote, urlsplit
+import ssl
 import kombu
 url = urlsplit(os.environ["KITAPP_BROKER_URLS"].split(";")[0])
+ca = os.environ.get("KITAPP_BROKER_CA_FILE")
+tls = {"ca_certs": ca, "cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None} if ca else False
 if sys.argv[1] == "guest":
-    target = f"amqp://guest:guest@{url.hostname}:{url.port}//"
+    target = f"{url.scheme}://guest:guest@{url.hostname}:{url.port}//"
 else:
     target = url._replace(path="/" + quote(sys.argv[1], safe="")).geturl()
 try:
-    with kombu.Connection(target, connect_timeout=5) as conn:
+    with kombu.Connection(target, connect_timeout=5, ssl=tls) as conn:
         conn.ensure_connection(max_retries=1)
     print("ALLOWED")
 except Exception as exc:

@@ -15,7 +15,13 @@ testinfra_hosts = [
 ]
 
 CLUSTER_ONLY = {
-    "rabbitmq": ["rabbitmq_amqp_port", 4369, 25672, "rabbitmq_management_port"],
+    "rabbitmq": [
+        "rabbitmq_amqp_port",
+        "rabbitmq_tls_port",
+        4369,
+        25672,
+        "rabbitmq_management_port",
+    ],
     "redis": ["redis_port"],
 }
 
@@ -52,8 +58,9 @@ def test_host_outside_the_cluster_cannot_open_cluster_ports(host, kit_vars) -> N
 def test_cluster_host_can_open_the_broker_port(host, kit_vars) -> None:
     brokers = [v for v in kit_vars.values() if "rabbitmq" in v["groups"]]
     target = brokers[0]
+    port = target["rabbitmq_tls_port" if target["rabbitmq_tls_enabled"] else "rabbitmq_amqp_port"]
     probe = (
         'python3 -c "import socket; socket.create_connection('
-        f"('{target['cluster_address']}', {target['rabbitmq_amqp_port']}), timeout=3)\""
+        f"('{target['cluster_address']}', {port}), timeout=3)\""
     )
     assert host.run(probe).rc == 0, f"{host.backend.get_hostname()} cannot reach the broker"

@@ -21,12 +21,62 @@ def test_rabbitmq_server_is_running_and_enabled(host) -> None:
     assert service.is_enabled
 
 
-def test_amqp_port_listens(host, kit_vars) -> None:
-    port = kit_vars[host.backend.get_hostname()]["rabbitmq_amqp_port"]
-    assert (
+def listens_everywhere(host, port: int) -> bool:
+    return (
         host.socket(f"tcp://0.0.0.0:{port}").is_listening
         or host.socket(f"tcp://:::{port}").is_listening
     )
+
+
+def test_clients_reach_amqp_or_only_amqps_as_the_inventory_chose(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    plain, tls = int(hv["rabbitmq_amqp_port"]), int(hv["rabbitmq_tls_port"])
+    if hv["rabbitmq_tls_enabled"]:
+        assert listens_everywhere(host, tls)
+        assert not listens_everywhere(host, plain)  # plain AMQP for local tools only
+        assert host.socket(f"tcp://127.0.0.1:{plain}").is_listening
+    else:
+        assert listens_everywhere(host, plain)
+        assert not listens_everywhere(host, tls)
+
+
+# Run on an app host: a TLS handshake with the broker, verified against the installed CA, for the
+# server name argv[3]; prints the TLS version, or the verification error.
+TLS_HANDSHAKE = """
+import socket, ssl, sys
+context = ssl.create_default_context(cafile=sys.argv[4])
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=sys.argv[3]) as tls:
+            print(tls.version())
+except ssl.SSLCertVerificationError as exc:
+    print("REFUSED", exc.verify_message)
+"""
+
+
+def test_broker_certificate_verifies_for_its_own_address_only(
+    host, kit_vars, inventory, web_hosts
+) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    if not hv["rabbitmq_tls_enabled"]:
+        assert not listens_everywhere(host, int(hv["rabbitmq_tls_port"]))
+        return
+    import shlex
+
+    import testinfra
+
+    client = testinfra.get_host(f"ansible://{web_hosts[0]}?ansible_inventory={inventory}")
+    ca = kit_vars[web_hosts[0]]["celery_app_broker_ca_file"]
+    other = next(v["cluster_address"] for v in kit_vars.values() if v is not hv)
+
+    def handshake(server_name: str) -> str:
+        return client.check_output(
+            f"python3 -c {shlex.quote(TLS_HANDSHAKE)} {hv['cluster_address']} "
+            f"{hv['rabbitmq_tls_port']} {server_name} {ca}"
+        )
+
+    assert handshake(hv["cluster_address"]) in ("TLSv1.3", "TLSv1.2")
+    assert handshake(other).startswith("REFUSED")
 
 
 def test_app_vhosts_exist(host, kit_vars) -> None:

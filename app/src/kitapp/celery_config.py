@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from kombu import Exchange, Queue
@@ -76,6 +77,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
     }
+    if settings.broker_ca_file:
+        # amqps://: the broker's certificate must chain to this CA and name the host of the URL
+        # in use (server_hostname None: kombu takes it from the URL, so failover keeps working).
+        config["broker_use_ssl"] = {
+            "ca_certs": settings.broker_ca_file,
+            "cert_reqs": ssl.CERT_REQUIRED,
+            "server_hostname": None,
+        }
     if settings.beat_heartbeat_seconds:
         # celery beat sends a no-op every N seconds: a periodic task that shows the one beat
         # process of the deployment is alive and its schedule reaches the workers.

@@ -44,6 +44,7 @@ class Settings:
     download_allowed_networks: tuple[IPNetwork, ...] = ()
     max_request_bytes: int = 65536
     beat_heartbeat_seconds: int = 0
+    broker_ca_file: str | None = None  # amqps:// URLs: verify the broker against this CA
 
     @property
     def broker_url(self) -> str:
@@ -191,6 +192,15 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
             f"(got {hard} <= {soft})"
         )
 
+    broker_ca_file = _get(environ, "KITAPP_BROKER_CA_FILE")
+    tls = {urlsplit(url).scheme == "amqps" for url in broker_urls}
+    if len(tls) > 1:
+        raise ConfigError("KITAPP_BROKER_URLS must be all amqp:// or all amqps://, not a mix")
+    if tls == {True} and broker_ca_file is None:
+        raise ConfigError("KITAPP_BROKER_CA_FILE is required with amqps:// broker URLs")
+    if broker_ca_file is not None and not os.path.isabs(broker_ca_file):
+        raise ConfigError(f"KITAPP_BROKER_CA_FILE must be an absolute path, got {broker_ca_file!r}")
+
     download_dir = _get(environ, "KITAPP_DOWNLOAD_DIR") or "/var/lib/kitapp/downloads"
     if not os.path.isabs(download_dir):
         raise ConfigError(f"KITAPP_DOWNLOAD_DIR must be an absolute path, got {download_dir!r}")
@@ -213,4 +223,5 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         download_allowed_networks=_parse_networks(environ),
         max_request_bytes=_parse_int(environ, "KITAPP_MAX_REQUEST_BYTES", 65536, minimum=1),
         beat_heartbeat_seconds=_parse_int(environ, "KITAPP_BEAT_HEARTBEAT_SECONDS", 0, minimum=0),
+        broker_ca_file=broker_ca_file if tls == {True} else None,
     )

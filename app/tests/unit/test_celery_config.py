@@ -77,3 +77,23 @@ def test_beat_heartbeat_schedules_a_noop() -> None:
     env = {**BASE, "KITAPP_BEAT_HEARTBEAT_SECONDS": "30"}
     schedule = celery_config(load_settings(env))["beat_schedule"]
     assert schedule == {"heartbeat": {"task": "kitapp.noop", "schedule": 30}}
+
+
+def test_amqps_verifies_the_broker_certificate_and_the_host_of_each_url() -> None:
+    import ssl
+
+    config = celery_config(
+        load_settings(
+            {
+                **BASE,
+                "KITAPP_BROKER_URLS": "amqps://u:p@r1:5671/v;amqps://u:p@r2:5671/v",
+                "KITAPP_BROKER_CA_FILE": "/etc/kitapp/broker-ca.crt",
+            }
+        )
+    )
+    assert config["broker_use_ssl"] == {
+        "ca_certs": "/etc/kitapp/broker-ca.crt",
+        "cert_reqs": ssl.CERT_REQUIRED,
+        "server_hostname": None,
+    }
+    assert "broker_use_ssl" not in celery_config(load_settings(BASE))

@@ -42,7 +42,8 @@ def test_settings_are_frozen() -> None:
 
 def test_every_variable_is_read() -> None:
     s = settings_with(
-        KITAPP_BROKER_URLS=" amqp://a@h1/v ; amqps://b@h2:5671/v ;",
+        KITAPP_BROKER_URLS=" amqps://a@h1/v ; amqps://b@h2:5671/v ;",
+        KITAPP_BROKER_CA_FILE="/etc/ca.crt",
         KITAPP_RESULT_BACKEND="rpc://",
         KITAPP_DEFAULT_QUEUE="jobs",
         KITAPP_QUEUE_TYPE="Quorum",
@@ -57,8 +58,9 @@ def test_every_variable_is_read() -> None:
         KITAPP_DOWNLOAD_ALLOWED_NETWORKS="127.0.0.0/8, 10.1.2.0/24,fd00::/8",
         KITAPP_MAX_REQUEST_BYTES="2048",
     )
-    assert s.broker_urls == ("amqp://a@h1/v", "amqps://b@h2:5671/v")
-    assert s.broker_url == "amqp://a@h1/v;amqps://b@h2:5671/v"
+    assert s.broker_urls == ("amqps://a@h1/v", "amqps://b@h2:5671/v")
+    assert s.broker_url == "amqps://a@h1/v;amqps://b@h2:5671/v"
+    assert s.broker_ca_file == "/etc/ca.crt"
     assert s.result_backend == "rpc://"
     assert not s.result_backend_is_redis
     assert s.default_queue == "jobs"
@@ -178,3 +180,31 @@ def test_redacted_hides_passwords() -> None:
 def test_redact_url_without_password_is_unchanged() -> None:
     assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
     assert redact_url("rpc://") == "rpc://"
+
+
+TLS_URLS = "amqps://kit:secret@10.0.0.1:5671/kitapp;amqps://kit:secret@10.0.0.2:5671/kitapp"
+
+
+def test_amqps_urls_take_the_broker_ca_file() -> None:
+    s = settings_with(KITAPP_BROKER_URLS=TLS_URLS, KITAPP_BROKER_CA_FILE="/etc/kitapp/ca.crt")
+    assert s.broker_ca_file == "/etc/kitapp/ca.crt"
+    assert settings_with().broker_ca_file is None  # plain amqp:// has no CA to use
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"KITAPP_BROKER_URLS": TLS_URLS}, "KITAPP_BROKER_CA_FILE is required"),
+        (
+            {"KITAPP_BROKER_URLS": TLS_URLS, "KITAPP_BROKER_CA_FILE": "ca.crt"},
+            "KITAPP_BROKER_CA_FILE must be an absolute path",
+        ),
+        (
+            {"KITAPP_BROKER_URLS": "amqp://u:p@a/v;amqps://u:p@b/v"},
+            "all amqp:// or all amqps://",
+        ),
+    ],
+)
+def test_bad_tls_settings_name_the_variable(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings_with(**overrides)
