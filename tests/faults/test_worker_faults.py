@@ -12,6 +12,7 @@ import time
 import pytest
 from app_processes import AppProcesses
 from cluster_ops import (
+    children,
     lxc,
     lxc_container,
     pool_ready,
@@ -108,12 +109,16 @@ def test_worker_main_process_killed_mid_task_loses_no_task(
     assert outcome.lost == 0, ledger
     assert outcome.redelivered >= 1, "the kill hit no job in flight"
     assert new_pid != old_pid
-    # No orphaned pool process of the killed worker is left running.
-    wait_until(
-        lambda: not host.run(f"pgrep -u {hv['celery_app_user']} -P 1 -f 'celery.*worker'").stdout,
-        60,
-        "orphaned pool processes of the killed worker to exit",
-    )
+
+    # No pool process of the killed worker is left running: every celery worker process on the
+    # host is a running worker's main process or one of its pool's.
+    def leftovers() -> set[int]:
+        live = {processes.pid(name) for name in processes.workers()}
+        live |= {child for pid in live for child in children(host, pid)}
+        found = host.run(f"pgrep -u {hv['celery_app_user']} -f 'bin/celery .*worker'").stdout
+        return {int(pid) for pid in found.split()} - live
+
+    wait_until(lambda: not leftovers(), 60, "the killed worker's pool processes to exit")
 
 
 def test_worker_host_hard_stopped_and_restarted_loses_no_task(
