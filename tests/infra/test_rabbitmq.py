@@ -65,7 +65,9 @@ def test_broker_certificate_verifies_for_its_own_address_only(
 
     import testinfra
 
-    client = testinfra.get_host(f"ansible://{web_hosts[0]}?ansible_inventory={inventory}")
+    client = testinfra.get_host(
+        f"ansible://{web_hosts[0]}?ansible_inventory={inventory}", sudo=True
+    )
     ca = kit_vars[web_hosts[0]]["celery_app_broker_ca_file"]
     other = next(v["cluster_address"] for v in kit_vars.values() if v is not hv)
 
