@@ -29,6 +29,22 @@ def victim(worker_hosts: list[str]) -> str:
     return worker_hosts[0]
 
 
+def wait_for_jobs_on(host, hv: dict, batch) -> None:
+    """Returns once the host's worker has received some of the batch's jobs (its log says so):
+    the fault then hits jobs in flight, not an idle or still-connecting worker."""
+    log = f"{hv['celery_app_log_dir']}/{hv['celery_app_name']}-worker-*-00.log"
+    patterns = " ".join(f"-e {job_id}" for job_id in batch.accepted)
+    wait_until(
+        lambda: (
+            host.run(f"grep -h -F {patterns} {log} | grep -c received").stdout.strip()
+            not in ("", "0")
+        ),
+        60,
+        "the victim's worker to receive jobs of the batch",
+        interval=0.5,
+    )
+
+
 def concurrency(hv: dict) -> int:
     return int(hv["celery_worker_groups"][0].get("concurrency", 1))
 
@@ -44,7 +60,8 @@ def test_pool_process_killed_mid_task_loses_no_task(
 
     batch = new_batch(seconds=2)
     batch.submit(24)
-    time.sleep(3)  # every pool process is now inside a 2 s job
+    wait_for_jobs_on(host, hv, batch)
+    time.sleep(1)  # every pool process is now inside a 2 s job
     pool = host.run(f"pgrep -P {main_pid}").stdout.split()
     fault_at = time.monotonic()
     host.run_expect([0], f"kill -KILL {pool[0]}")
@@ -85,7 +102,7 @@ def test_worker_main_process_killed_mid_task_loses_no_task(
 
     batch = new_batch(seconds=2)
     batch.submit(24)
-    time.sleep(3)
+    wait_for_jobs_on(host, hv, batch)
     fault_at = time.monotonic()
     host.run_expect([0], f"kill -KILL {old_pid}")
     new_pid = wait_until(
@@ -131,7 +148,7 @@ def test_worker_host_hard_stopped_and_restarted_loses_no_task(
 
     batch = new_batch(seconds=2)
     batch.submit(30)
-    time.sleep(3)
+    wait_for_jobs_on(host, hv, batch)
     fault_at = time.monotonic()
     lxc("stop", "--kill", "-n", container)  # no shutdown: the power is cut
     time.sleep(5)
