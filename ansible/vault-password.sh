@@ -8,7 +8,10 @@ file=${KIT_VAULT_PASSWORD_FILE:-$(dirname "$0")/credentials/vault-password}
 if [ ! -s "$file" ]; then
   umask 077
   mkdir -p "$(dirname "$file")"
-  tr -dc 'A-Za-z0-9' </dev/urandom | head -c 40 >"$file.tmp"
-  mv "$file.tmp" "$file"
+  tmp=$(mktemp "$file.XXXXXX")
+  tr -dc 'A-Za-z0-9' </dev/urandom | head -c 40 >"$tmp"
+  # Several runs at once (ansible-lint starts a few): the first link wins, the others read it.
+  ln "$tmp" "$file" 2>/dev/null || true
+  rm -f "$tmp"
 fi
 cat "$file"
