@@ -7,11 +7,10 @@ Hosts, paths, ports, users and vhosts are defined once (role defaults + inventor
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from cluster_runs import playbook
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = ROOT / "ansible" / "inventories" / "vagrant"
@@ -34,21 +33,13 @@ def resolved(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     folder = tmp_path_factory.mktemp("kit-vars")
     folder.chmod(0o700)
     out, secrets = folder / "kit-vars.json", folder / "kit-secrets.json"
-    subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            inventory,
-            str(ROOT / "ansible" / "resolve-vars.yml"),
-            "-e",
-            f"kit_vars_file={out}",
-            "-e",
-            f"kit_secrets_file={secrets}",
-        ],
-        check=True,
-        cwd=ROOT / "ansible",
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
-        stdout=subprocess.DEVNULL,
+    playbook(
+        inventory,
+        "resolve-vars.yml",
+        "-e",
+        f"kit_vars_file={out}",
+        "-e",
+        f"kit_secrets_file={secrets}",
     )
     return json.loads(out.read_text()), json.loads(secrets.read_text())
 

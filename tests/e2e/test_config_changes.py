@@ -8,7 +8,6 @@ stays: it is as good as the one it replaced).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import time
@@ -19,21 +18,7 @@ import requests
 import testinfra
 import yaml
 from app_processes import AppProcesses
-
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")}
-
-
-def playbook(inventory: str, *args: str) -> str:
-    run = subprocess.run(
-        ["ansible-playbook", "-i", inventory, "site.yml", *args],
-        cwd=ROOT / "ansible",
-        env=ANSIBLE_ENV,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, f"site.yml failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
-    return run.stdout
+from cluster_runs import ANSIBLE_DIR, ANSIBLE_ENV, playbook, wait_for_final_state
 
 
 def pids(processes: AppProcesses) -> dict[str, int]:
@@ -48,13 +33,7 @@ def pids(processes: AppProcesses) -> dict[str, int]:
 
 def noop_job_succeeds(web_url: str) -> bool:
     job = requests.post(f"{web_url}/api/jobs", json={"task": "noop"}, timeout=10).json()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        state = requests.get(f"{web_url}/api/jobs/{job['id']}", timeout=10).json()["state"]
-        if state in ("SUCCESS", "FAILURE"):
-            return state == "SUCCESS"
-        time.sleep(0.5)
-    return False
+    return wait_for_final_state(web_url, job["id"], timeout=90)["state"] == "SUCCESS"
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +53,16 @@ def test_one_program_changed_restarts_that_program_only(
     assert beat in before and len(before) >= 2, before
 
     # Only the worker programs' configuration changes (their log level).
-    playbook(inventory, "--limit", beat_host_name, "-e", "celery_worker_loglevel=WARNING")
+    playbook(
+        inventory, "site.yml", "--limit", beat_host_name, "-e", "celery_worker_loglevel=WARNING"
+    )
     changed = pids(processes)
     assert changed[beat] == before[beat], "beat was restarted by a change to the workers"
     workers = [name for name in before if name != beat]
     assert all(changed[name] != before[name] for name in workers), (before, changed)
 
     # Back as the inventory defines it: again the workers only.
-    playbook(inventory, "--limit", beat_host_name)
+    playbook(inventory, "site.yml", "--limit", beat_host_name)
     after = pids(processes)
     assert after[beat] == before[beat]
     assert noop_job_succeeds(web_url)
@@ -95,7 +76,7 @@ def vault_command(*args: str, stdin: str | None = None) -> str:
     run = subprocess.run(
         ["ansible-vault", *args],
         input=stdin,
-        cwd=ROOT / "ansible",
+        cwd=ANSIBLE_DIR,
         env=ANSIBLE_ENV,
         capture_output=True,
         text=True,
@@ -137,7 +118,7 @@ def test_rotated_broker_password_reaches_rabbitmq_and_every_app_host(
         "-",
         stdin=yaml.safe_dump(values),
     )
-    output = playbook(inventory)
+    output = playbook(inventory, "site.yml")
     assert values["vault_kitapp_broker_password"] not in output
 
     assert broker_password_hash(broker, user) != hash_before

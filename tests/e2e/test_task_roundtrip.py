@@ -7,29 +7,16 @@ tutorial's own client (Task_run.py's equivalent) run on the web host.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
+from cluster_runs import wait_for_final_state
 
 TUTORIAL_TASKS = ["taskPrintOSName", "taskPrintSystem", "taskPrintSystemRelease"]
 EXPECTED_VALUES = {
     "taskPrintOSName": "posix",
     "taskPrintSystem": "Linux",
 }
-
-
-def wait_for_final_state(web_url: str, job_id: str, timeout: float = 120) -> dict:
-    """Polls GET /api/jobs/<id> until SUCCESS or FAILURE; returns the states seen and the job."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reply = requests.get(f"{web_url}/api/jobs/{job_id}", timeout=10)
-        assert reply.status_code == 200, reply.text
-        job = reply.json()
-        if job["state"] in ("SUCCESS", "FAILURE"):
-            return job
-        time.sleep(0.5)
-    pytest.fail(f"job {job_id} not finished after {timeout}s")
 
 
 def test_tutorial_client_gets_each_result_from_a_worker(

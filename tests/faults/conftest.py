@@ -6,6 +6,7 @@ numbers, to tests/results/faults.json.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -49,8 +50,6 @@ def hosts(inventory: str, kit_vars: dict) -> dict:
 @pytest.fixture(scope="session")
 def read_ledger(hosts: dict, kit_vars: dict, web_host_name: str) -> Callable[[list[str]], dict]:
     """Reads ledger counts with kitapp-ledger on a web host, as the app user."""
-    import json
-
     hv = kit_vars[web_host_name]
     base = hv["celery_app_base_dir"]
     command = (

@@ -110,6 +110,27 @@ class Batch:
         time.sleep(SETTLE_SECONDS)
         return self.ledger(), drained_at
 
+    def drain_to_outcome(
+        self,
+        scenario: str,
+        *,
+        fault_at: float,
+        recovery_seconds: float | None,
+        note: str,
+        timeout: float,
+    ) -> tuple[Outcome, dict[str, dict[str, int]]]:
+        """drain(), then the outcome of the scenario; also returns the ledger (for messages)."""
+        ledger, drained_at = self.drain(timeout)
+        outcome = self.outcome(
+            scenario,
+            ledger,
+            fault_at=fault_at,
+            drained_at=drained_at,
+            recovery_seconds=recovery_seconds,
+            note=note,
+        )
+        return outcome, ledger
+
     def outcome(
         self,
         scenario: str,

@@ -6,6 +6,7 @@ so it keeps accepting and delivering; clients fail over to the other broker URLs
 
 from __future__ import annotations
 
+import json
 import time
 
 import requests
@@ -19,8 +20,6 @@ def rabbitmq_running_nodes(host) -> int:
     out = host.run("rabbitmqctl --formatter json cluster_status")
     if out.rc != 0:
         return 0
-    import json
-
     return len(json.loads(out.stdout).get("running_nodes", []))
 
 
@@ -54,15 +53,13 @@ def test_broker_node_stopped_mid_batch_loses_no_task(
     )
     recovered = time.monotonic() - fault_at
     publisher.join(timeout=300)
-    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
-    outcome = batch.outcome(
+    outcome, ledger = batch.drain_to_outcome(
         f"RabbitMQ node {brokers[0]} stopped 15 s ({len(brokers)} nodes)",
-        ledger,
         fault_at=fault_at,
-        drained_at=drained_at,
         recovery_seconds=recovered,
         note="clients fail over to the other broker URLs; jobs a worker held unacknowledged "
         "over the dropped connection are redelivered (duplicates possible)",
+        timeout=DRAIN_TIMEOUT,
     )
     report(outcome)
     assert not batch.failures, batch.failures
@@ -95,15 +92,13 @@ def test_result_store_restart_gives_503_then_recovers_without_a_restart(
     store.run_expect([0], "systemctl start redis-server")
     wait_until(lambda: healthz(web_url) == 200, 60, "/healthz to answer 200 again")
     recovered = time.monotonic() - fault_at
-    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
-    outcome = batch.outcome(
+    outcome, ledger = batch.drain_to_outcome(
         f"Redis on {redis_host} stopped ~5 s",
-        ledger,
         fault_at=fault_at,
-        drained_at=drained_at,
         recovery_seconds=recovered,
         note="/healthz and new submissions answer 503 while it is down; workers' result and "
         "ledger writes retry; the same gunicorn serves again (no restart)",
+        timeout=DRAIN_TIMEOUT,
     )
     report(outcome)
     assert not batch.failures, batch.failures

@@ -11,15 +11,11 @@ import time
 
 import pytest
 import requests
-from cluster_ops import wait_until
+from cluster_runs import wait_for_final_state
 
 
 def wait_for_failure(web_url: str, job_id: str) -> str:
-    def final() -> dict | None:
-        job = requests.get(f"{web_url}/api/jobs/{job_id}", timeout=10).json()
-        return job if job["state"] in ("SUCCESS", "FAILURE") else None
-
-    job = wait_until(final, 120, f"job {job_id} to finish", interval=0.5)
+    job = wait_for_final_state(web_url, job_id)
     assert job["state"] == "FAILURE", job
     return job["error"]
 

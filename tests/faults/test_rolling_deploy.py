@@ -10,32 +10,22 @@ behind their health check and gunicorn reloads gracefully (HUP), workers stop wa
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import requests
 import testinfra
+from cluster_runs import playbook
 
-ROOT = Path(__file__).resolve().parents[2]
 LOAD_INTERVAL = 0.2
 LOAD_MAX_REQUESTS = 20000  # a bound, far above what the deploy needs
 
 
-def playbook(inventory: str, name: str, *args: str) -> float:
+def timed_playbook(inventory: str, name: str, *args: str) -> float:
     start = time.monotonic()
-    run = subprocess.run(
-        ["ansible-playbook", "-i", inventory, name, *args],
-        cwd=ROOT / "ansible",
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, f"{name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
+    playbook(inventory, name, *args)
     return time.monotonic() - start
 
 
@@ -109,20 +99,18 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
     fault_at = time.monotonic()
     with Load(batch) as load:
         time.sleep(2)
-        deploy_seconds = playbook(
+        deploy_seconds = timed_playbook(
             inventory, "site.yml", "--limit", "celery_workers:web", "-e", new_extras
         )
         deployed = links(app_hosts, kit_vars, "current")
-        rollback_seconds = playbook(inventory, "rollback.yml")
+        rollback_seconds = timed_playbook(inventory, "rollback.yml")
         rolled_back = links(app_hosts, kit_vars, "current")
         time.sleep(2)
-    ledger, drained_at = batch.drain(180)
-    outcome = batch.outcome(
+    outcome, ledger = batch.drain_to_outcome(
         "rolling deploy + rollback under HTTP load",
-        ledger,
         fault_at=fault_at,
-        drained_at=drained_at,
         recovery_seconds=None,
+        timeout=180,
         note=f"site.yml took {deploy_seconds:.0f} s, rollback.yml {rollback_seconds:.0f} s; "
         f"HTTP answers: {dict(sorted(load.statuses.items()))}; redelivered = jobs a worker had "
         "prefetched but not started when it stopped warm for the new release (each ran once)",

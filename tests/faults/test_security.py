@@ -10,14 +10,10 @@ Ansible's output.)
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from cluster_runs import playbook
 
 # Run on a web host, as the app user, with the app's environment; prints one word and never
 # the password. argv[1]: "guest" (guest/guest) or a vhost to try with the app's own user.
@@ -122,13 +118,7 @@ def test_app_user_cannot_use_the_management_api(
             ]
         )
     )
-    subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(put_credentials), "-e", f"@{secret_vars}"],
-        check=True,
-        capture_output=True,
-        cwd=ROOT / "ansible",
-        env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")},
-    )
+    playbook(inventory, str(put_credentials), "-e", f"@{secret_vars}")
     host = hosts[broker]
     url = f"http://{hv['rabbitmq_management_ip']}:{hv['rabbitmq_management_port']}/api/overview"
     try:

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+import requests
 from app_processes import AppProcesses
 from cluster_ops import (
     children,
@@ -75,14 +76,12 @@ def test_pool_process_killed_mid_task_loses_no_task(
         "the worker to replace its killed pool process",
     )
     recovered = time.monotonic() - fault_at
-    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
-    outcome = batch.outcome(
+    outcome, ledger = batch.drain_to_outcome(
         "worker pool process SIGKILLed",
-        ledger,
         fault_at=fault_at,
-        drained_at=drained_at,
         recovery_seconds=recovered,
         note="the killed process's job is rejected back to the queue (reject_on_worker_lost)",
+        timeout=DRAIN_TIMEOUT,
     )
     report(outcome)
     assert not batch.failures, batch.failures
@@ -111,15 +110,13 @@ def test_worker_main_process_killed_mid_task_loses_no_task(
         "the process manager to restart the killed worker",
     )
     recovered = time.monotonic() - fault_at
-    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
-    outcome = batch.outcome(
+    outcome, ledger = batch.drain_to_outcome(
         "worker main process SIGKILLed",
-        ledger,
         fault_at=fault_at,
-        drained_at=drained_at,
         recovery_seconds=recovered,
         note="its connection closes, so RabbitMQ redelivers the unacknowledged jobs; a pool "
         "process that was orphaned mid-job may still finish it (a duplicate)",
+        timeout=DRAIN_TIMEOUT,
     )
     report(outcome)
     assert not batch.failures, batch.failures
@@ -160,14 +157,12 @@ def test_worker_host_hard_stopped_and_restarted_loses_no_task(
         interval=3,
     )
     recovered = time.monotonic() - fault_at
-    ledger, drained_at = batch.drain(DRAIN_TIMEOUT)
-    outcome = batch.outcome(
+    outcome, ledger = batch.drain_to_outcome(
         f"worker host {victim} hard-stopped, restarted",
-        ledger,
         fault_at=fault_at,
-        drained_at=drained_at,
         recovery_seconds=recovered,
         note="jobs it held are redelivered once RabbitMQ sees its connection gone",
+        timeout=DRAIN_TIMEOUT,
     )
     report(outcome)
     assert not batch.failures, batch.failures
@@ -184,8 +179,6 @@ def test_stopping_workers_lets_running_jobs_finish(
     batch.submit(slots)  # one job per pool process: all run at once
 
     def all_started() -> bool:
-        import requests
-
         states = [
             requests.get(f"{batch.web_url}/api/jobs/{i}", timeout=10).json()["state"]
             for i in batch.accepted

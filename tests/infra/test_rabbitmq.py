@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
+import testinfra
 
 testinfra_hosts = ["ansible://rabbitmq"]
 
@@ -61,10 +63,6 @@ def test_broker_certificate_verifies_for_its_own_address_only(
     if not hv["rabbitmq_tls_enabled"]:
         assert not listens_everywhere(host, int(hv["rabbitmq_tls_port"]))
         return
-    import shlex
-
-    import testinfra
-
     client = testinfra.get_host(
         f"ansible://{web_hosts[0]}?ansible_inventory={inventory}", sudo=True
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import requests
+
 testinfra_hosts = ["ansible://web"]
 
 
@@ -48,8 +50,6 @@ def test_healthz_through_nginx_reports_broker_and_results_ok(host, kit_vars) -> 
 
 
 def test_nginx_serves_static_files_itself_not_gunicorn(host, kit_vars) -> None:
-    import requests
-
     hv = kit_vars[host.backend.get_hostname()]
     gunicorn_log = f"{hv['celery_app_log_dir']}/{hv['celery_app_name']}-gunicorn.log"
     path = f"{hv['nginx_static_url']}style.css"

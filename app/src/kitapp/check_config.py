@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import sys
 
-from kitapp.config import ConfigError, load_settings
+from kitapp.config import ConfigError, Settings, load_settings
+
+
+def settings_or_none() -> Settings | None:
+    """The settings, or None after printing what is wrong (for console scripts: exit 2)."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"kitapp configuration error: {exc}", file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"kitapp configuration error: {exc}", file=sys.stderr)
+    settings = settings_or_none()
+    if settings is None:
         return 2
     print(json.dumps(settings.redacted(), indent=2))
     return 0

@@ -67,12 +67,10 @@ class Ledger:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kitapp.config import ConfigError, load_settings
+    from kitapp.check_config import settings_or_none
 
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"kitapp configuration error: {exc}", file=sys.stderr)
+    settings = settings_or_none()
+    if settings is None:
         return 2
     if not settings.result_backend_is_redis:
         print("the ledger needs a Redis result backend", file=sys.stderr)

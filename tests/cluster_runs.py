@@ -1,0 +1,41 @@
+"""What the cluster tests share: running the kit's playbooks, and following a job to its end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
+ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")}
+
+
+def playbook(inventory: str, name: str, *args: str) -> str:
+    """Runs ansible-playbook NAME (relative to ansible/, or absolute); fails the test unless it
+    succeeds; returns its output."""
+    run = subprocess.run(
+        ["ansible-playbook", "-i", inventory, name, *args],
+        cwd=ANSIBLE_DIR,
+        env=ANSIBLE_ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, f"{name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
+    return run.stdout
+
+
+def wait_for_final_state(web_url: str, job_id: str, timeout: float = 120) -> dict:
+    """Polls GET /api/jobs/<id> until SUCCESS or FAILURE; returns the job."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = requests.get(f"{web_url}/api/jobs/{job_id}", timeout=10)
+        assert reply.status_code == 200, reply.text
+        job = reply.json()
+        if job["state"] in ("SUCCESS", "FAILURE"):
+            return job
+        time.sleep(0.5)
+    pytest.fail(f"job {job_id} not finished after {timeout}s")
