@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import testinfra
 from cluster_runs import playbook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +85,13 @@ def web_url(kit_vars: dict, web_host_name: str) -> str:
 
 @pytest.fixture(scope="session")
 def web_host(inventory: str, web_host_name: str):
-    import testinfra
-
     return testinfra.get_host(f"ansible://{web_host_name}?ansible_inventory={inventory}")
+
+
+@pytest.fixture(scope="session")
+def hosts(inventory: str, kit_vars: dict) -> dict:
+    """testinfra handles, as root, on every host of the inventory, by name."""
+    return {
+        name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
+        for name in kit_vars
+    }

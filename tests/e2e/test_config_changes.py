@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import testinfra
 import yaml
 from app_processes import AppProcesses
 from cluster_runs import ANSIBLE_DIR, ANSIBLE_ENV, playbook, wait_for_final_state
@@ -42,11 +41,9 @@ def beat_host_name(kit_vars: dict) -> str:
 
 
 def test_one_program_changed_restarts_that_program_only(
-    inventory, kit_vars, beat_host_name, web_url
+    inventory, hosts, kit_vars, beat_host_name, web_url
 ) -> None:
-    host = testinfra.get_host(
-        f"ansible://{beat_host_name}?ansible_inventory={inventory}", sudo=True
-    )
+    host = hosts[beat_host_name]
     processes = AppProcesses(host, kit_vars[beat_host_name])
     before = pids(processes)
     beat = processes.service("beat")
@@ -91,12 +88,12 @@ def broker_password_hash(host, user: str) -> str:
 
 
 def test_rotated_broker_password_reaches_rabbitmq_and_every_app_host(
-    inventory, kit_vars, web_url
+    inventory, hosts, kit_vars, web_url
 ) -> None:
     broker_name = next(n for n, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
-    broker = testinfra.get_host(f"ansible://{broker_name}?ansible_inventory={inventory}", sudo=True)
+    broker = hosts[broker_name]
     app_hosts = {
-        name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
+        name: hosts[name]
         for name, hv in kit_vars.items()
         if {"celery_workers", "web"} & set(hv["groups"])
     }

@@ -1,4 +1,4 @@
-"""Fault-scenario fixtures: testinfra handles on every host, ledger batches, and the report.
+"""Fault-scenario fixtures: ledger batches and the report (host handles: tests/conftest.py).
 
 Each scenario appends an Outcome; at the end the table is printed and written, with the raw
 numbers, to tests/results/faults.json.
@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import testinfra
 from ledger_batch import Batch, Outcome, format_table, write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -36,15 +35,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> Callable[[Outcome], None]:
     return request.config.stash[OUTCOMES].append
-
-
-@pytest.fixture(scope="session")
-def hosts(inventory: str, kit_vars: dict) -> dict:
-    """testinfra handles, as root, on every host of the inventory."""
-    return {
-        name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
-        for name in kit_vars
-    }
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from collections import Counter
 
 import pytest
 import requests
-import testinfra
 from cluster_runs import playbook
 
 LOAD_INTERVAL = 0.2
@@ -72,11 +71,8 @@ class Load:
 
 
 @pytest.fixture(scope="module")
-def app_hosts(inventory: str, worker_hosts: list[str], web_hosts: list[str]) -> dict:
-    return {
-        name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True)
-        for name in worker_hosts + web_hosts
-    }
+def app_hosts(hosts: dict, worker_hosts: list[str], web_hosts: list[str]) -> dict:
+    return {name: hosts[name] for name in worker_hosts + web_hosts}
 
 
 def links(app_hosts: dict, kit_vars: dict, link: str) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import testinfra
 from app_processes import AppProcesses
 
 testinfra_hosts = ["ansible://celery_workers"]
@@ -19,14 +18,8 @@ def test_beat_runs_on_the_beat_host_only(host, kit_vars) -> None:
     assert (state == "RUNNING") == ("celery_beat" in hv["groups"]), state
 
 
-def test_exactly_one_beat_process_runs_in_the_deployment(inventory, kit_vars, worker_hosts) -> None:
+def test_exactly_one_beat_process_runs_in_the_deployment(hosts, kit_vars, worker_hosts) -> None:
     running = [
-        name
-        for name in worker_hosts
-        if beat_state(
-            testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}", sudo=True),
-            kit_vars[name],
-        )
-        == "RUNNING"
+        name for name in worker_hosts if beat_state(hosts[name], kit_vars[name]) == "RUNNING"
     ]
     assert len(running) == 1, running

@@ -1,4 +1,5 @@
-"""ufw: deny by default; broker, Erlang and result-store ports open to cluster hosts only.
+"""ufw: deny by default; broker, Erlang and result-store ports open to cluster hosts only;
+gunicorn's TCP listener open to the other web hosts only.
 
 The control node running these tests is not a cluster host, so it plays the outsider.
 """
@@ -23,6 +24,7 @@ CLUSTER_ONLY = {
         "rabbitmq_management_port",
     ],
     "redis": ["redis_port"],
+    "web": ["gunicorn_tcp_port"],
 }
 
 

@@ -6,7 +6,6 @@ import json
 import shlex
 
 import pytest
-import testinfra
 
 testinfra_hosts = ["ansible://rabbitmq"]
 
@@ -57,15 +56,13 @@ except ssl.SSLCertVerificationError as exc:
 
 
 def test_broker_certificate_verifies_for_its_own_address_only(
-    host, kit_vars, inventory, web_hosts
+    host, hosts, kit_vars, web_hosts
 ) -> None:
     hv = kit_vars[host.backend.get_hostname()]
     if not hv["rabbitmq_tls_enabled"]:
         assert not listens_everywhere(host, int(hv["rabbitmq_tls_port"]))
         return
-    client = testinfra.get_host(
-        f"ansible://{web_hosts[0]}?ansible_inventory={inventory}", sudo=True
-    )
+    client = hosts[web_hosts[0]]
     ca = kit_vars[web_hosts[0]]["celery_app_broker_ca_file"]
     other = next(v["cluster_address"] for v in kit_vars.values() if v is not hv)
 

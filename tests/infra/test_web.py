@@ -1,9 +1,12 @@
-"""The web front end: gunicorn on its unix socket under the process manager, nginx in front."""
+"""The web front end: gunicorn under the process manager, on its unix socket (for its own nginx)
+and on TCP at the cluster address (for the other web hosts' nginx); nginx balances over all."""
 
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
 import requests
 
 testinfra_hosts = ["ansible://web"]
@@ -64,3 +67,43 @@ def test_nginx_serves_static_files_itself_not_gunicorn(host, kit_vars) -> None:
     assert "max-age=" in reply.headers.get("Cache-Control", "")
     with host.sudo():
         assert host.run(f"grep -c 'GET {path}' {gunicorn_log}").stdout.strip() == seen_before
+
+
+def test_gunicorn_listens_on_tcp_for_the_other_web_hosts(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    assert host.socket(f"tcp://{hv['gunicorn_tcp_address']}:{hv['gunicorn_tcp_port']}").is_listening
+
+
+def test_nginx_upstream_lists_every_web_host(host, kit_vars) -> None:
+    me = host.backend.get_hostname()
+    hv = kit_vars[me]
+    peers = [
+        f"{v['cluster_address']}:{v['gunicorn_tcp_port']}"
+        for name, v in kit_vars.items()
+        if "web" in v["groups"] and name != me
+    ]
+    with host.sudo():
+        config = host.check_output("nginx -T 2>/dev/null")
+    servers = re.findall(r"^\s*server\s+(\S+)\s.*;", config, flags=re.MULTILINE)
+    assert sorted(servers) == sorted([f"unix:{hv['gunicorn_socket']}", *peers])
+
+
+def test_another_web_host_gets_answers_from_this_gunicorn_over_tcp(host, kit_vars, hosts) -> None:
+    me = host.backend.get_hostname()
+    hv = kit_vars[me]
+    others = [n for n, v in kit_vars.items() if "web" in v["groups"] and n != me]
+    if not others:
+        pytest.skip("one web host: no peer to ask")
+    url = f"http://{hv['cluster_address']}:{hv['gunicorn_tcp_port']}/ping"
+    fetch = f"import urllib.request as u; print(u.urlopen('{url}', timeout=10).status)"
+    assert hosts[others[0]].check_output(f'python3 -c "{fetch}"') == "200"
+
+
+def test_only_web_hosts_reach_gunicorn_over_tcp(host, hosts, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    outsider = next(n for n, v in kit_vars.items() if "web" not in v["groups"])
+    probe = (
+        'python3 -c "import socket; socket.create_connection('
+        f"('{hv['cluster_address']}', {hv['gunicorn_tcp_port']}), timeout=3)\""
+    )
+    assert hosts[outsider].run(probe).rc != 0, f"{outsider} reached gunicorn over TCP"
