@@ -84,7 +84,13 @@ def test_nginx_upstream_lists_every_web_host(host, kit_vars) -> None:
     ]
     with host.sudo():
         config = host.check_output("nginx -T 2>/dev/null")
-    servers = re.findall(r"^\s*server\s+(\S+)\s.*;", config, flags=re.MULTILINE)
+    upstreams = re.findall(r"^\s*upstream\s+\S+\s*\{(.*?)\}", config, flags=re.M | re.S)
+    servers = [
+        re.match(r"\s*server\s+(\S+)", line).group(1)
+        for block in upstreams
+        for line in block.splitlines()
+        if line.strip()
+    ]
     assert sorted(servers) == sorted([f"unix:{hv['gunicorn_socket']}", *peers])
 
 
