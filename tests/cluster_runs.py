@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -14,18 +15,28 @@ ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
 ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")}
 
 
-def playbook(inventory: str, name: str, *args: str) -> str:
-    """Runs ansible-playbook NAME (relative to ansible/, or absolute); fails the test unless it
-    succeeds; returns its output."""
-    run = subprocess.run(
+def run_playbook(inventory: str, name: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs ansible-playbook NAME (relative to ansible/, or absolute), whatever its outcome."""
+    return subprocess.run(
         ["ansible-playbook", "-i", inventory, name, *args],
         cwd=ANSIBLE_DIR,
         env=ANSIBLE_ENV,
         capture_output=True,
         text=True,
     )
+
+
+def playbook(inventory: str, name: str, *args: str) -> str:
+    """Runs ansible-playbook NAME; fails the test unless it succeeds; returns its output."""
+    run = run_playbook(inventory, name, *args)
     assert run.returncode == 0, f"{name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
     return run.stdout
+
+
+def changed_per_host(output: str) -> dict[str, int]:
+    """Host -> changed count, from an ansible-playbook PLAY RECAP."""
+    found = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.MULTILINE)
+    return {host: int(changed) for host, changed in found}
 
 
 def wait_for_final_state(web_url: str, job_id: str, timeout: float = 120) -> dict:

@@ -144,7 +144,8 @@ def process_owners(host, pattern: str) -> set[str]:
     [
         ("rabbitmq", "beam.smp", "rabbitmq"),
         ("redis", "redis-server", "redis"),
-        ("celery_workers", "bin/celery", "celery_app_user"),
+        # The example app's workers (a second project on the same hosts has its own user).
+        ("celery_workers", "{celery_app_base_dir}/current/bin/celery", "celery_app_user"),
         ("web", "-m gunicorn", "celery_app_user"),
         ("web", "flower", "celery_app_user"),
         ("web", "nginx: worker process", "www-data"),
@@ -153,4 +154,5 @@ def process_owners(host, pattern: str) -> set[str]:
 def test_services_run_as_unprivileged_users(hosts, kit_vars, group, pattern, user) -> None:
     for name, hv in kit_vars.items():
         if group in hv["groups"]:
-            assert process_owners(hosts[name], pattern) == {hv.get(user, user)}, (name, pattern)
+            found = process_owners(hosts[name], pattern.format(**hv))
+            assert found == {hv.get(user, user)}, (name, pattern)

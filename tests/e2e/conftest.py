@@ -1,0 +1,35 @@
+"""The second sample project (tests/sample_projects), deployed once for the modules using it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from app_processes import AppProcesses
+from cluster_runs import playbook
+from sample_project import DEFINITION
+
+
+@pytest.fixture(scope="session")
+def second_project() -> dict:
+    """The second project's variables, as its definition file sets them."""
+    return yaml.safe_load(DEFINITION.read_text())
+
+
+@pytest.fixture(scope="session")
+def second_project_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Per inventory host, the variables as the roles resolve them for the second project."""
+    out = tmp_path_factory.mktemp("second-project-vars") / "vars.json"
+    playbook(inventory, "resolve-vars.yml", "-e", f"@{DEFINITION}", "-e", f"kit_vars_file={out}")
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="session")
+def second_project_deployed(inventory: str, hosts, kit_vars, worker_hosts) -> dict:
+    """Deploys the project (twice: the second run must change nothing); returns the example
+    app's process ids on the worker hosts from before the deploy."""
+    before = {name: AppProcesses(hosts[name], kit_vars[name]).pids() for name in worker_hosts}
+    playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")
+    again = playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")
+    return {"example_pids_before": before, "second_run": again}

@@ -1,0 +1,96 @@
+"""Where a project's code comes from, and what a user sees when it is wrong.
+
+A bad module name or an unreachable source fails the play with a message naming it, and
+changes nothing: the release in use, the running workers and their configuration stay.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from app_processes import AppProcesses
+from cluster_runs import changed_per_host, playbook, run_playbook
+from sample_project import DEFINITION, PROJECT
+
+
+def release_in_use(hosts, worker_hosts, second_project_vars) -> dict[str, str]:
+    return {
+        name: hosts[name]
+        .file(f"{second_project_vars[name]['celery_app_base_dir']}/current")
+        .linked_to
+        for name in worker_hosts
+    }
+
+
+def example_pids(hosts, kit_vars, worker_hosts) -> dict[str, dict[str, int]]:
+    return {name: AppProcesses(hosts[name], kit_vars[name]).pids() for name in worker_hosts}
+
+
+def deploy(inventory: str, *overrides: str) -> subprocess.CompletedProcess:
+    extra = [arg for override in overrides for arg in ("-e", override)]
+    return run_playbook(inventory, "app.yml", "-e", f"@{DEFINITION}", *extra)
+
+
+def assert_failed_naming(run: subprocess.CompletedProcess, *words: str) -> None:
+    assert run.returncode != 0, run.stdout[-2000:]
+    for word in words:
+        assert word in run.stdout, run.stdout[-3000:]
+    assert set(changed_per_host(run.stdout).values()) == {0}, changed_per_host(run.stdout)
+
+
+def test_module_missing_from_a_flat_project_fails_before_any_host_changes(
+    second_project_deployed, inventory, hosts, kit_vars, worker_hosts, second_project_vars
+) -> None:
+    before = release_in_use(hosts, worker_hosts, second_project_vars)
+    run = deploy(inventory, "celery_app_module=CeleryAp")
+    assert_failed_naming(run, "celery_app_module: CeleryAp is not in")
+    assert release_in_use(hosts, worker_hosts, second_project_vars) == before
+
+
+def test_app_that_does_not_import_on_the_host_never_goes_live(
+    second_project_deployed, inventory, hosts, kit_vars, worker_hosts, second_project_vars
+) -> None:
+    """The module is there (Tasks.py) but names no Celery app: found only by importing it in
+    the release on the host, before `current` switches."""
+    before = release_in_use(hosts, worker_hosts, second_project_vars)
+    pids = example_pids(hosts, kit_vars, worker_hosts)
+    run = deploy(inventory, "celery_app_module=Tasks:no_such_app")
+    assert_failed_naming(run, "celery_app_module: Tasks:no_such_app does not import")
+    assert release_in_use(hosts, worker_hosts, second_project_vars) == before
+    assert example_pids(hosts, kit_vars, worker_hosts) == pids
+
+
+def test_unreachable_git_source_fails_naming_it(
+    second_project_deployed, inventory, tmp_path
+) -> None:
+    missing = f"file://{tmp_path}/no-such-repository.git"
+    run = deploy(inventory, f"celery_app_source={missing}")
+    assert_failed_naming(run, f"celery_app_source: cannot fetch {missing}")
+
+
+def test_git_source_deploys_the_same_release_as_the_folder_it_holds(
+    second_project_deployed, inventory, hosts, worker_hosts, second_project_vars, tmp_path
+) -> None:
+    repository = tmp_path / "tutorial.git"
+    work = tmp_path / "work"
+    subprocess.run(["cp", "-r", str(PROJECT), str(work)], check=True)
+    git = ["git", "-C", str(work), "-c", "user.name=kit", "-c", "user.email=kit@localhost"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "tutorial"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(repository)], check=True)
+
+    before = release_in_use(hosts, worker_hosts, second_project_vars)
+    output = playbook(
+        inventory,
+        "app.yml",
+        "-e",
+        f"@{DEFINITION}",
+        "-e",
+        f"celery_app_source=file://{repository}",
+        "-e",
+        "celery_app_source_version=main",
+    )
+    assert "Check out the requested version of the git source" in output
+    assert release_in_use(hosts, worker_hosts, second_project_vars) == before
+    assert set(changed_per_host(output).values()) == {0}, changed_per_host(output)

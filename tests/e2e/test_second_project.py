@@ -1,0 +1,101 @@
+"""A second Celery project of another shape, deployed by the same roles beside the example app.
+
+The tutorial's flat project (tests/sample_projects/tutorial_flat: CeleryApp.py, Tasks.py,
+requirements.txt; its broker hard-coded to localhost; no web front end) goes on the worker hosts
+with `ansible-playbook app.yml -e @tests/sample_projects/tutorial_flat.yml`. Its tasks, sent by
+name from a web host, run on its own workers; the example app keeps working, untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import requests
+from app_processes import AppProcesses
+from cluster_runs import changed_per_host, wait_for_final_state
+
+TASKS = {"Tasks.taskPrintOSName": "posix", "Tasks.taskPrintSystem": "Linux"}
+
+
+def test_second_deploy_of_the_project_changes_nothing(second_project_deployed) -> None:
+    changed = changed_per_host(second_project_deployed["second_run"])
+    assert changed and set(changed.values()) == {0}, changed
+
+
+def test_project_workers_run_as_its_own_user_from_its_own_release(
+    second_project_deployed, hosts, worker_hosts, second_project_vars
+) -> None:
+    for name in worker_hosts:
+        pv = second_project_vars[name]
+        processes = AppProcesses(hosts[name], pv)
+        assert [processes.state(w)[0] for w in processes.workers()] == ["RUNNING"], name
+        command = f"{pv['celery_app_base_dir']}/current/bin/celery"
+        lines = hosts[name].check_output("ps -eo user:32=,args=").splitlines()
+        owners = {line.split(None, 1)[0] for line in lines if command in line}
+        assert owners == {pv["celery_app_user"]}, (name, owners)
+        assert hosts[name].file(f"{pv['celery_app_base_dir']}/current/app/CeleryApp.py").exists
+        assert hosts[name].file(pv["celery_app_env_file"]).mode == 0o600
+
+
+def test_project_has_its_own_vhost_and_its_user_no_other(
+    second_project_deployed, hosts, kit_vars, second_project
+) -> None:
+    broker = next(n for n, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
+    user, vhost = (
+        second_project["celery_app_broker_user"],
+        second_project["celery_app_broker_vhost"],
+    )
+    out = hosts[broker].check_output(f"rabbitmqctl --quiet list_user_permissions {user}")
+    vhosts = [line.split("\t")[0] for line in out.splitlines()[1:] if line.strip()]
+    assert vhosts == [vhost]
+    example_vhost = kit_vars[broker]["kitapp_broker_vhost"]
+    users_there = hosts[broker].check_output(
+        f"rabbitmqctl --quiet list_permissions -p {example_vhost}"
+    )
+    assert user not in [line.split("\t")[0] for line in users_there.splitlines()]
+
+
+def test_project_tasks_sent_by_name_from_a_web_host_run_on_its_workers(
+    second_project_deployed,
+    hosts,
+    kit_vars,
+    worker_hosts,
+    web_host_name,
+    second_project,
+    second_project_vars,
+) -> None:
+    """Celery's send_task by the tutorial's names, from the web host (which has no copy of the
+    project's code), through the project's own vhost; results come back over RabbitMQ (rpc)."""
+    worker = worker_hosts[0]
+    env_file = second_project_vars[worker]["celery_app_env_file"]
+    broker_url = hosts[worker].check_output(f'. {env_file} && printf %s "$CELERY_BROKER_URL"')
+    queue = second_project["celery_worker_groups"][0]["queues"][0]
+    hv = kit_vars[web_host_name]
+    client = (
+        "import json, sys\n"
+        "from celery import Celery\n"
+        "app = Celery(broker=sys.stdin.read(), backend='rpc://')\n"
+        f"names = {list(TASKS)!r}\n"
+        f"results = [app.send_task(n, queue={queue!r}) for n in names]\n"
+        "print(json.dumps({n: r.get(timeout=90) for n, r in zip(names, results)}))\n"
+    )
+    python = f"{hv['celery_app_base_dir']}/current/bin/python"
+    out = hosts[web_host_name].run(
+        f"printf %s {shlex.quote(broker_url)} | sudo -u {hv['celery_app_user']} "
+        f"{python} -c {shlex.quote(client)}"
+    )
+    assert out.rc == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    assert {n: r["value"] for n, r in results.items()} == TASKS
+    assert {r["hostname"] for r in results.values()} <= set(worker_hosts)
+
+
+def test_example_app_keeps_working_and_was_not_restarted(
+    second_project_deployed, hosts, kit_vars, worker_hosts, web_url
+) -> None:
+    after = {name: AppProcesses(hosts[name], kit_vars[name]).pids() for name in worker_hosts}
+    assert after == second_project_deployed["example_pids_before"]
+    reply = requests.post(f"{web_url}/api/jobs", json={"task": "noop"}, timeout=10)
+    assert reply.status_code == 202, reply.text
+    assert wait_for_final_state(web_url, reply.json()["id"])["state"] == "SUCCESS"
