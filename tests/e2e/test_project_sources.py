@@ -95,3 +95,24 @@ def test_git_source_deploys_the_same_release_as_the_folder_it_holds(
     # The first run's only change is the control node's new checkout; a second run has none.
     again = playbook(inventory, "app.yml", *from_git)
     assert set(changed_per_host(again).values()) == {0}, changed_per_host(again)
+
+
+def test_changed_flat_project_makes_a_new_release_and_rollback_returns_to_the_old(
+    second_project_deployed, inventory, hosts, worker_hosts, second_project_vars, tmp_path
+) -> None:
+    changed = tmp_path / "tutorial_flat"
+    subprocess.run(["cp", "-r", str(PROJECT), str(changed)], check=True)
+    with (changed / "Tasks.py").open("a") as tasks:
+        tasks.write("\n# a new revision of the project\n")
+    before = release_in_use(hosts, worker_hosts, second_project_vars)
+
+    playbook(inventory, "app.yml", "-e", f"@{DEFINITION}", "-e", f"celery_app_source={changed}")
+    deployed = release_in_use(hosts, worker_hosts, second_project_vars)
+    assert all(deployed[name] != before[name] for name in worker_hosts), (before, deployed)
+    for name in worker_hosts:
+        base = second_project_vars[name]["celery_app_base_dir"]
+        assert hosts[name].file(f"{base}/previous").linked_to == before[name]
+
+    limit = ",".join(worker_hosts)  # a worker-only project: no web hosts to roll back
+    playbook(inventory, "rollback.yml", "-e", f"@{DEFINITION}", "--limit", limit)
+    assert release_in_use(hosts, worker_hosts, second_project_vars) == before
