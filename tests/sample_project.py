@@ -1,10 +1,42 @@
-"""The second sample project: the tutorial's flat project deployed beside the example app."""
+"""The sample projects deployed beside the example app (tests/sample_projects), and a client
+that sends their tasks by name."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parent / "sample_projects"
 PROJECT = SAMPLES / "tutorial_flat"
 # Its deployment variables (ansible-playbook app.yml -e @DEFINITION).
 DEFINITION = SAMPLES / "tutorial_flat.yml"
+# A packaged project, deployed from its wheel.
+PACKAGED = SAMPLES / "tutorial_packaged"
+PACKAGED_DEFINITION = SAMPLES / "tutorial_packaged.yml"
+
+
+def broker_url(worker, project_hv: dict) -> str:
+    """The project's broker URL(s), as its environment file on a worker host holds them."""
+    env_file = project_hv["celery_app_env_file"]
+    return worker.check_output(f'. {env_file} && printf %s "$CELERY_BROKER_URL"')
+
+
+def send_by_name(client, client_hv: dict, url: str, queue: str, calls: dict[str, list]) -> dict:
+    """Sends each task by name (with its args) from a host that has Celery but not the project's
+    code (the example app's release), and returns name -> result (rpc:// results)."""
+    script = (
+        "import json, sys\n"
+        "from celery import Celery\n"
+        "app = Celery(broker=sys.stdin.read(), backend='rpc://')\n"
+        f"calls = {calls!r}\n"
+        f"results = {{n: app.send_task(n, args=a, queue={queue!r}) for n, a in calls.items()}}\n"
+        "print(json.dumps({n: r.get(timeout=90) for n, r in results.items()}))\n"
+    )
+    python = f"{client_hv['celery_app_base_dir']}/current/bin/python"
+    out = client.run(
+        f"printf %s {shlex.quote(url)} | sudo -u {client_hv['celery_app_user']} "
+        f"{python} -c {shlex.quote(script)}"
+    )
+    assert out.rc == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 from app_processes import AppProcesses
 from cluster_runs import playbook
-from sample_project import DEFINITION
+from sample_project import DEFINITION, PACKAGED_DEFINITION
 
 
 @pytest.fixture(scope="session")
@@ -17,12 +18,17 @@ def second_project() -> dict:
     return yaml.safe_load(DEFINITION.read_text())
 
 
+def resolve_project_vars(inventory: str, definition: Path, folder: Path) -> dict:
+    """Per inventory host, the variables as the roles resolve them for the project `definition`
+    (deployed with app.yml -e @definition)."""
+    out = folder / "vars.json"
+    playbook(inventory, "resolve-vars.yml", "-e", f"@{definition}", "-e", f"kit_vars_file={out}")
+    return json.loads(out.read_text())
+
+
 @pytest.fixture(scope="session")
 def second_project_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Per inventory host, the variables as the roles resolve them for the second project."""
-    out = tmp_path_factory.mktemp("second-project-vars") / "vars.json"
-    playbook(inventory, "resolve-vars.yml", "-e", f"@{DEFINITION}", "-e", f"kit_vars_file={out}")
-    return json.loads(out.read_text())
+    return resolve_project_vars(inventory, DEFINITION, tmp_path_factory.mktemp("second-project"))
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +39,10 @@ def second_project_deployed(inventory: str, hosts, kit_vars, worker_hosts) -> di
     playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")
     again = playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")
     return {"example_pids_before": before, "second_run": again}
+
+
+@pytest.fixture(scope="session")
+def packaged_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return resolve_project_vars(
+        inventory, PACKAGED_DEFINITION, tmp_path_factory.mktemp("packaged-project")
+    )

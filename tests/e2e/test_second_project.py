@@ -8,12 +8,10 @@ name from a web host, run on its own workers; the example app keeps working, unt
 
 from __future__ import annotations
 
-import json
-import shlex
-
 import requests
 from app_processes import AppProcesses
 from cluster_runs import changed_per_host, wait_for_final_state
+from sample_project import broker_url, send_by_name
 
 TASKS = {"Tasks.taskPrintOSName": "posix", "Tasks.taskPrintSystem": "Linux"}
 
@@ -67,26 +65,10 @@ def test_project_tasks_sent_by_name_from_a_web_host_run_on_its_workers(
 ) -> None:
     """Celery's send_task by the tutorial's names, from the web host (which has no copy of the
     project's code), through the project's own vhost; results come back over RabbitMQ (rpc)."""
-    worker = worker_hosts[0]
-    env_file = second_project_vars[worker]["celery_app_env_file"]
-    broker_url = hosts[worker].check_output(f'. {env_file} && printf %s "$CELERY_BROKER_URL"')
+    url = broker_url(hosts[worker_hosts[0]], second_project_vars[worker_hosts[0]])
     queue = second_project["celery_worker_groups"][0]["queues"][0]
-    hv = kit_vars[web_host_name]
-    client = (
-        "import json, sys\n"
-        "from celery import Celery\n"
-        "app = Celery(broker=sys.stdin.read(), backend='rpc://')\n"
-        f"names = {list(TASKS)!r}\n"
-        f"results = [app.send_task(n, queue={queue!r}) for n in names]\n"
-        "print(json.dumps({n: r.get(timeout=90) for n, r in zip(names, results)}))\n"
-    )
-    python = f"{hv['celery_app_base_dir']}/current/bin/python"
-    out = hosts[web_host_name].run(
-        f"printf %s {shlex.quote(broker_url)} | sudo -u {hv['celery_app_user']} "
-        f"{python} -c {shlex.quote(client)}"
-    )
-    assert out.rc == 0, out.stderr[-2000:]
-    results = json.loads(out.stdout.strip().splitlines()[-1])
+    calls = {name: [] for name in TASKS}
+    results = send_by_name(hosts[web_host_name], kit_vars[web_host_name], url, queue, calls)
     assert {n: r["value"] for n, r in results.items()} == TASKS
     assert {r["hostname"] for r in results.values()} <= set(worker_hosts)
 

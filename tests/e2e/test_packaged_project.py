@@ -1,0 +1,50 @@
+"""A third shape: a packaged project (pyproject.toml, its app at tutorial_packaged.celery:app),
+deployed from a wheel file by the same roles, beside the example app and the flat project."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from cluster_runs import changed_per_host, playbook
+from sample_project import PACKAGED, PACKAGED_DEFINITION, broker_url, send_by_name
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(PACKAGED)],
+        check=True,
+    )
+    (built,) = out.glob("tutorial_packaged-*.whl")
+    return str(built)
+
+
+@pytest.fixture(scope="module")
+def deployed_from_wheel(inventory: str, wheel: str) -> tuple[str, str]:
+    args = ("-e", f"@{PACKAGED_DEFINITION}", "-e", f"celery_app_source={wheel}")
+    return playbook(inventory, "app.yml", *args), playbook(inventory, "app.yml", *args)
+
+
+def test_wheel_deploy_installs_the_wheel_and_a_second_run_changes_nothing(
+    deployed_from_wheel, hosts, worker_hosts, packaged_vars
+) -> None:
+    _, again = deployed_from_wheel
+    assert set(changed_per_host(again).values()) == {0}, changed_per_host(again)
+    for name in worker_hosts:
+        base = packaged_vars[name]["celery_app_base_dir"]
+        installed = hosts[name].file(f"{base}/current/.installed").content_string.strip()
+        assert installed.startswith("tutorial_packaged-1.0-"), installed
+
+
+def test_packaged_project_task_sent_by_name_runs_on_its_workers(
+    deployed_from_wheel, hosts, kit_vars, worker_hosts, web_host_name, packaged_vars
+) -> None:
+    url = broker_url(hosts[worker_hosts[0]], packaged_vars[worker_hosts[0]])
+    queue = packaged_vars[worker_hosts[0]]["celery_worker_groups"][0]["queues"][0]
+    calls = {"tutorial_packaged.tasks.add": [2, 3]}
+    results = send_by_name(hosts[web_host_name], kit_vars[web_host_name], url, queue, calls)
+    assert results["tutorial_packaged.tasks.add"]["value"] == 5
+    assert results["tutorial_packaged.tasks.add"]["hostname"] in worker_hosts

@@ -1,0 +1,1 @@
+"""A packaged Celery project: `celery -A tutorial_packaged.celery:app`."""
