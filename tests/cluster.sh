@@ -53,7 +53,7 @@ provision() {
 [ "$mode" = test ] && trap teardown EXIT
 
 echo "box: ${CELERYKIT_LXC_BOX:-default of vagrant/hosts.yml} (provider ${VAGRANT_DEFAULT_PROVIDER:-lxc}), process manager: ${CELERYKIT_PROCESS_MANAGER:-supervisor}"
-phase "vagrant up ($(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].map { |m| m["name"] }.join(" ")'))"
+phase "vagrant up ($(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].reject { |m| m["scale_out"] }.map { |m| m["name"] }.join(" ")'))"
 vagrant up --no-provision
 phase "provision: first run of site.yml"
 provision "$results/provision-1.log"

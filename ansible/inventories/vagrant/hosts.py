@@ -4,7 +4,8 @@
 The machines, their groups and their cluster addresses are defined once, in vagrant/hosts.yml;
 this script hands them to Ansible (and to the testinfra tests) in the same shape as the
 production inventory. The provider (lxc, virtualbox, libvirt) is the one Vagrant created the
-machines with, else $VAGRANT_DEFAULT_PROVIDER, else lxc.
+machines with, else $VAGRANT_DEFAULT_PROVIDER, else lxc. A `scale_out` machine (the bench's
+doubled cluster) is in the inventory only once Vagrant has created it.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ HOSTS_FILE = ROOT / "vagrant" / "hosts.yml"
 MACHINES_DIR = ROOT / ".vagrant" / "machines"
 
 
+def created_with(name: str) -> str | None:
+    """The provider Vagrant created this machine with, if it did."""
+    created = sorted(p.parent.name for p in (MACHINES_DIR / name).glob("*/id"))
+    return created[0] if created else None
+
+
 def provider_of(name: str) -> str:
     """The provider Vagrant created this machine with, else the default one."""
-    created = sorted(p.parent.name for p in (MACHINES_DIR / name).glob("*/id"))
-    if created:
-        return created[0]
-    return os.environ.get("VAGRANT_DEFAULT_PROVIDER", "lxc")
+    return created_with(name) or os.environ.get("VAGRANT_DEFAULT_PROVIDER", "lxc")
 
 
 def host_vars(machine: dict) -> dict:
@@ -48,6 +52,8 @@ def inventory() -> dict:
     groups: dict[str, dict] = {}
     hostvars: dict[str, dict] = {}
     for machine in cluster["machines"]:
+        if machine.get("scale_out") and created_with(machine["name"]) is None:
+            continue
         hostvars[machine["name"]] = host_vars(machine)
         for group in machine["groups"]:
             groups.setdefault(group, {"hosts": []})["hosts"].append(machine["name"])
