@@ -52,3 +52,25 @@ def test_every_worker_answers_ping_with_a_unique_node_name(host, kit_vars, worke
     )
     replies = json.loads(out.splitlines()[-1])
     assert sorted(replies) == expected
+
+
+def test_each_worker_runs_its_groups_concurrency_and_prefetch(host, kit_vars) -> None:
+    """Pool size and prefetch (concurrency x multiplier) come from the role's variables."""
+    name = host.backend.get_hostname()
+    hv = kit_vars[name]
+    expected = {}
+    for group in hv["celery_worker_groups"]:
+        concurrency = int(group.get("concurrency", 1))
+        multiplier = int(group.get("prefetch_multiplier", hv["celery_worker_prefetch_multiplier"]))
+        for n in range(int(group.get("numprocs", 1))):
+            expected[f"{group['name']}-{n:02d}@{name}"] = (concurrency, concurrency * multiplier)
+    out = host.check_output(
+        f"sudo -u {hv['celery_app_user']} {hv['celery_app_base_dir']}/bin/with-env "
+        f"{hv['celery_app_base_dir']}/current/bin/celery --app=kitapp.celery_app "
+        f"inspect stats --json --timeout=5 --destination={','.join(expected)}"
+    )
+    stats = json.loads(out.splitlines()[-1])
+    running = {
+        node: (s["pool"]["max-concurrency"], s["prefetch_count"]) for node, s in stats.items()
+    }
+    assert running == expected
