@@ -39,6 +39,14 @@ def changed_per_host(output: str) -> dict[str, int]:
     return {host: int(changed) for host, changed in found}
 
 
+def release_links(app_hosts: dict, vars_per_host: dict, link: str = "current") -> dict[str, str]:
+    """Host name -> the release its `current` (or `previous`) link points to."""
+    return {
+        name: host.file(f"{vars_per_host[name]['celery_app_base_dir']}/{link}").linked_to
+        for name, host in app_hosts.items()
+    }
+
+
 def wait_for_final_state(web_url: str, job_id: str, timeout: float = 120) -> dict:
     """Polls GET /api/jobs/<id> until SUCCESS or FAILURE; returns the job."""
     deadline = time.monotonic() + timeout

@@ -9,17 +9,12 @@ from __future__ import annotations
 import subprocess
 
 from app_processes import AppProcesses
-from cluster_runs import changed_per_host, playbook, run_playbook
+from cluster_runs import changed_per_host, playbook, release_links, run_playbook
 from sample_project import DEFINITION, PROJECT
 
 
 def release_in_use(hosts, worker_hosts, second_project_vars) -> dict[str, str]:
-    return {
-        name: hosts[name]
-        .file(f"{second_project_vars[name]['celery_app_base_dir']}/current")
-        .linked_to
-        for name in worker_hosts
-    }
+    return release_links({name: hosts[name] for name in worker_hosts}, second_project_vars)
 
 
 def example_pids(hosts, kit_vars, worker_hosts) -> dict[str, dict[str, int]]:

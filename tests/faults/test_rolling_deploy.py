@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 import requests
-from cluster_runs import playbook
+from cluster_runs import playbook, release_links
 
 LOAD_INTERVAL = 0.2
 LOAD_MAX_REQUESTS = 20000  # a bound, far above what the deploy needs
@@ -75,17 +75,10 @@ def app_hosts(hosts: dict, worker_hosts: list[str], web_hosts: list[str]) -> dic
     return {name: hosts[name] for name in worker_hosts + web_hosts}
 
 
-def links(app_hosts: dict, kit_vars: dict, link: str) -> dict[str, str]:
-    return {
-        name: host.file(f"{kit_vars[name]['celery_app_base_dir']}/{link}").linked_to
-        for name, host in app_hosts.items()
-    }
-
-
 def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
     inventory, app_hosts, kit_vars, new_batch, report
 ) -> None:
-    before = links(app_hosts, kit_vars, "current")
+    before = release_links(app_hosts, kit_vars, "current")
     # A changed release: the same app with one more package beside it (extra-vars apply to
     # every host, so each gets the union of the hosts' extra packages plus the new one).
     extras = {p for name in app_hosts for p in kit_vars[name]["celery_app_extra_packages"]}
@@ -98,9 +91,9 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
         deploy_seconds = timed_playbook(
             inventory, "site.yml", "--limit", "celery_workers:web", "-e", new_extras
         )
-        deployed = links(app_hosts, kit_vars, "current")
+        deployed = release_links(app_hosts, kit_vars, "current")
         rollback_seconds = timed_playbook(inventory, "rollback.yml")
-        rolled_back = links(app_hosts, kit_vars, "current")
+        rolled_back = release_links(app_hosts, kit_vars, "current")
         time.sleep(2)
     outcome, ledger = batch.drain_to_outcome(
         "rolling deploy + rollback under HTTP load",
@@ -115,11 +108,11 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
 
     assert all(deployed[name] != before[name] for name in app_hosts), (before, deployed)
     assert rolled_back == before
-    assert links(app_hosts, kit_vars, "previous") == deployed
+    assert release_links(app_hosts, kit_vars, "previous") == deployed
     assert not load.failures, load.failures[:20]
     assert load.statuses["POST 202"] >= 10
     assert outcome.lost == 0, ledger
 
     # Back to the deployment as the inventory defines it: nothing to change.
     playbook(inventory, "site.yml", "--limit", "celery_workers:web")
-    assert links(app_hosts, kit_vars, "current") == before
+    assert release_links(app_hosts, kit_vars, "current") == before
