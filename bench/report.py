@@ -113,8 +113,13 @@ RATIOS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("provision", "cold_seconds"),
     ),
     (
-        "sweep: fastest hand worker / kit workers",
-        ("sweep", "fastest", "steady_rate"),
+        "provision warm: twice the hosts / default cluster",
+        ("scale", "warm_doubled", "seconds"),
+        ("scale", "warm_default", "seconds"),
+    ),
+    (
+        "sweep, short tasks: fastest hand worker / kit workers",
+        ("sweep", "short", "fastest", "rate"),
         ("celery", "kit", "drain", "steady_rate"),
     ),
 ]
@@ -237,17 +242,43 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
                 add("", label, fmt(_get(provision, key, "seconds"), " s"))
 
     sweep = ran("sweep", "tuning sweep")
-    if sweep is not None:
-        for point in sweep["points"]:
-            label = f"concurrency {point['concurrency']}, prefetch {point['prefetch']}"
-            value = fmt(point.get("steady_rate")) if "error" not in point else "ERROR"
-            add("tuning sweep", f"{label}: tasks/s", value)
-        fastest = sweep.get("fastest") or {}
+    for load, part in (sweep or {}).items():
+        section = f"sweep, {load} tasks"
+        hosts = ", ".join(part.get("worker_hosts", []))
+        what = f"{part['tasks_per_point']} tasks/point" + (
+            f", sleeps {part['sleep_pattern']} s" if part.get("sleep_pattern") else ", no-ops"
+        )
+        add(section, f"{what}; hand workers on {hosts}", "")
+        for point in part["points"]:
+            label = f"  concurrency {point['concurrency']}, prefetch {point['prefetch']}: tasks/s"
+            add("", label, fmt(point.get("rate")) if "error" not in point else "ERROR")
+        fastest = part.get("fastest") or {}
         add(
             "",
-            "fastest" + (" (partial sweep)" if sweep.get("partial") else ""),
+            "  fastest" + (" (partial sweep)" if part.get("partial") else ""),
             f"concurrency {fastest.get('concurrency')}, prefetch {fastest.get('prefetch')}",
         )
+
+    scale = ran("scale", "provisioning scale")
+    if scale is not None:
+        add("provisioning scale", f"warm site.yml, {scale['hosts_default']} hosts", "")
+        add("", "  seconds", fmt(_get(scale, "warm_default", "seconds"), " s"))
+        add("", f"first run with {scale['hosts_doubled']} hosts (new ones cold)", "")
+        add("", "  seconds", fmt(_get(scale, "scale_out_first_run", "seconds"), " s"))
+        add("", f"warm site.yml, {scale['hosts_doubled']} hosts", "")
+        add("", "  seconds", fmt(_get(scale, "warm_doubled", "seconds"), " s"))
+
+    prof = ran("profile", "gunicorn profile")
+    if prof is not None:
+        add(
+            "gunicorn profile",
+            f"py-spy on {prof['host']}, {prof['samples']} samples under POST /api/jobs load",
+            "",
+        )
+        for item in prof["by_package"][:6]:
+            add("", f"  self time in {item['name']}", f"{item['share']:.0%}")
+        for item in prof["self"][:6]:
+            add("", f"  self time in {item['name']}"[:100], f"{item['share']:.0%}")
     return rows
 
 

@@ -7,7 +7,12 @@ Phases (each bounded in count and time; all load goes to the cluster's own hosts
   http       wrk on a worker host against POST /api/jobs and GET /ping (nginx -> gunicorn)
   e2e        POST /api/jobs -> GET reports SUCCESS, at a light steady rate, from this machine
   provision  (BENCH_PROVISION=1) warm site.yml with and without pipelining/ControlPersist
-  sweep      (BENCH_SWEEP=1) hand-started worker: concurrency {1,2,4} x prefetch {1,4}
+  sweep      (BENCH_SWEEP=1) hand-started workers, concurrency {1,2,4} x prefetch {1,4}: short
+             tasks (no-ops, one worker host) and long ones (sleeps of mixed length, every
+             worker host)
+  scale      (BENCH_SCALE=1) warm site.yml on the default cluster, then on twice the hosts
+             (vagrant/hosts.yml's scale_out machines, started here and left running)
+  profile    (BENCH_PROFILE=1) py-spy on a web host's gunicorn while wrk posts jobs
 
 Prints progress to stderr and the table to stdout; writes bench/results/<run id>.json and
 bench/results/<run id>.png. Exit status: 0 all phases ran, 1 a phase failed, 2 the cluster is
@@ -20,10 +25,12 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,9 @@ from typing import Any
 import chart
 import e2e_latency
 import provision
+import pyspy_profile
 import requests
+import yaml
 from cluster import (
     DEFAULT_INVENTORY,
     ROOT,
@@ -70,7 +79,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--phases",
         default=env("BENCH_PHASES", ",".join(DEFAULT_PHASES)),
-        help="comma-separated subset of: ceiling,celery,http,e2e,provision,sweep",
+        help="comma-separated subset of: " + ",".join(PHASES),
     )
     p.add_argument(
         "--tasks",
@@ -112,21 +121,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--provision", action="store_true", default=env_flag("BENCH_PROVISION"))
     p.add_argument("--sweep", action="store_true", default=env_flag("BENCH_SWEEP"))
     p.add_argument("--sweep-tasks", type=int, default=int(env("BENCH_SWEEP_TASKS", "2000")))
+    p.add_argument("--sweep-long-tasks", type=int, default=int(env("BENCH_SWEEP_LONG_TASKS", "48")))
+    p.add_argument(
+        "--sweep-long-pattern",
+        default=env("BENCH_SWEEP_LONG_PATTERN", "1.0,0.1,0.1,0.1"),
+        help="seconds each long task sleeps, cycled",
+    )
     p.add_argument(
         "--sweep-max-seconds",
         type=float,
-        default=float(env("BENCH_SWEEP_MAX_SECONDS", "600")),
+        default=float(env("BENCH_SWEEP_MAX_SECONDS", "900")),
         help="time budget of the whole sweep (points not reached: partial)",
     )
+    p.add_argument("--scale", action="store_true", default=env_flag("BENCH_SCALE"))
+    p.add_argument("--profile", action="store_true", default=env_flag("BENCH_PROFILE"))
+    p.add_argument("--profile-seconds", type=int, default=int(env("BENCH_PROFILE_SECONDS", "15")))
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = p.parse_args(argv)
     phases = [name.strip() for name in args.phases.split(",") if name.strip()]
-    phases += [
-        name
-        for name, on in (("provision", args.provision), ("sweep", args.sweep))
-        if on and name not in phases
-    ]
-    unknown = set(phases) - set(DEFAULT_PHASES + ["provision", "sweep"])
+    opt_in = {
+        "provision": args.provision,
+        "sweep": args.sweep,
+        "profile": args.profile,
+        "scale": args.scale,
+    }
+    phases += [name for name, on in opt_in.items() if on and name not in phases]
+    unknown = set(phases) - set(PHASES)
     if unknown:
         p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
     args.phase_list = phases
@@ -193,9 +213,9 @@ class Bench:
 
         parallel(one, self.workers)
 
-    def kill_hand_worker(self) -> None:
+    def kill_hand_worker(self, host: Host | None = None) -> None:
         pid_file = shlex.quote(f"{self.workdir}/hand-worker.pid")
-        self.driver.run(
+        (host or self.driver).run(
             f"if [ -f {pid_file} ]; then kill -KILL -- -$(cat {pid_file}) 2>/dev/null; "
             f"rm -f {pid_file}; fi; true",
             timeout=30,
@@ -273,7 +293,9 @@ def phase_ceiling(bench: Bench) -> dict[str, Any]:
     )
 
 
-def publish(bench: Bench, queue: str | None, count: int, ids_file: str) -> dict[str, Any]:
+def publish(
+    bench: Bench, queue: str | None, count: int, ids_file: str, extra: list[str] | None = None
+) -> dict[str, Any]:
     argv = [
         "celery_load.py",
         "publish",
@@ -284,7 +306,7 @@ def publish(bench: Bench, queue: str | None, count: int, ids_file: str) -> dict[
         "--max-seconds",
         str(bench.args.max_seconds),
     ]
-    return bench.script(argv + (["--queue", queue] if queue else []))
+    return bench.script(argv + (["--queue", queue] if queue else []) + (extra or []))
 
 
 def hand_drain(bench: Bench, ids_file: str, concurrency: int, prefetch: int) -> dict[str, Any]:
@@ -411,43 +433,188 @@ def phase_provision(bench: Bench) -> dict[str, Any]:
     return out
 
 
+SWEEP_GRID = [(c, p) for c in (1, 2, 4) for p in (1, 4)]
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    tasks: int
+    sleep_pattern: str  # "" for no-ops
+    all_workers: bool  # hand workers on every worker host, or on the driver only
+    metric: str  # the drain figure the points are compared on
+
+
+def sweep_point(bench: Bench, load: Workload, concurrency: int, prefetch: int) -> dict[str, Any]:
+    """One grid point: fill bench-hand, drain it with hand workers, report the drain."""
+    point: dict[str, Any] = {"concurrency": concurrency, "prefetch": prefetch}
+    helpers = bench.workers[1:] if load.all_workers else []
+    worker_args = ["--queue", HAND_QUEUE, "--concurrency", str(concurrency)]
+    worker_args += ["--prefetch", str(prefetch), "--max-seconds", str(bench.args.max_seconds)]
+    extra = ["--sleep-pattern", load.sleep_pattern] if load.sleep_pattern else []
+    bench.say(f"{load.name}: concurrency {concurrency}, prefetch {prefetch}")
+    try:
+        point["publish"] = publish(bench, HAND_QUEUE, load.tasks, "sweep.ids", extra)
+        with ThreadPoolExecutor(max_workers=max(1, len(helpers))) as pool:
+            started = [
+                pool.submit(
+                    host.app_script,
+                    bench.workdir,
+                    ["celery_load.py", "hand-worker", "--stop-file", "stop", *worker_args],
+                    bench.step_timeout,
+                )
+                for host in helpers
+            ]
+            try:
+                drain = hand_drain(bench, "sweep.ids", concurrency, prefetch)
+            finally:
+                for host in helpers:
+                    host.run(f"touch {shlex.quote(bench.workdir)}/stop", timeout=30, check=False)
+            point["helpers"] = [f.result() for f in started]
+        point.update(rate=drain.get(load.metric), drain=drain)
+        if drain.get("timed_out"):
+            point["error"] = "timed out"
+    except Exception as exc:
+        point["error"] = str(exc)
+    finally:
+        for host in [bench.driver, *helpers]:
+            bench.kill_hand_worker(host)
+        delete_hand_queue(bench)
+    return point
+
+
 def phase_sweep(bench: Bench) -> dict[str, Any]:
-    points: list[dict[str, Any]] = []
-    deadline = time.monotonic() + bench.args.sweep_max_seconds
-    grid = [(c, p) for c in (1, 2, 4) for p in (1, 4)]
+    """Hand-started workers over a concurrency x prefetch grid, for short and for long tasks."""
+    args = bench.args
+    loads = [
+        Workload("short", args.sweep_tasks, "", all_workers=False, metric="steady_rate"),
+        Workload(
+            "long", args.sweep_long_tasks, args.sweep_long_pattern, all_workers=True, metric="rate"
+        ),
+    ]
+    deadline = time.monotonic() + args.sweep_max_seconds
+    out: dict[str, Any] = {}
     bench.say("pausing the kit workers for the sweep")
     bench.supervisor("stop")
     try:
-        for concurrency, prefetch in grid:
-            if time.monotonic() > deadline:
-                break
-            point: dict[str, Any] = {"concurrency": concurrency, "prefetch": prefetch}
-            bench.say(f"concurrency {concurrency}, prefetch {prefetch}")
-            try:
-                point["publish"] = publish(bench, HAND_QUEUE, bench.args.sweep_tasks, "sweep.ids")
-                drain = hand_drain(bench, "sweep.ids", concurrency, prefetch)
-                point.update(steady_rate=drain.get("steady_rate"), drain=drain)
-                if drain.get("timed_out"):
-                    point["error"] = "timed out"
-            except Exception as exc:
-                point["error"] = str(exc)
-            finally:
-                bench.kill_hand_worker()
-                delete_hand_queue(bench)
-            points.append(point)
+        for host in bench.workers[1:]:
+            bench.say(f"copying bench/remote to {bench.workdir}", host.name)
+            host.make_workdir(bench.workdir, remote_files())
+        for load in loads:
+            points = []
+            for concurrency, prefetch in SWEEP_GRID:
+                if time.monotonic() > deadline:
+                    break
+                points.append(sweep_point(bench, load, concurrency, prefetch))
+            good = [p for p in points if "error" not in p and p.get("rate")]
+            fastest = max(good, key=lambda p: p["rate"], default=None)
+            out[load.name] = {
+                "tasks_per_point": load.tasks,
+                "sleep_pattern": load.sleep_pattern or None,
+                "worker_hosts": [
+                    h.name for h in (bench.workers if load.all_workers else [bench.driver])
+                ],
+                "metric": load.metric,
+                "points": points,
+                "fastest": {k: fastest[k] for k in ("concurrency", "prefetch", "rate")}
+                if fastest
+                else None,
+                "partial": len(good) < len(SWEEP_GRID),
+            }
     finally:
         bench.say("starting the kit workers again")
         bench.supervisor("start")
-    good = [p for p in points if "error" not in p and p.get("steady_rate")]
-    fastest = max(good, key=lambda p: p["steady_rate"], default=None)
+    return out
+
+
+PYSPY_VENV = "/tmp/kitbench-pyspy"
+# lxc-net's address reservations, written by vagrant/host-setup.sh from vagrant/hosts.yml.
+DHCP_RESERVATIONS = Path("/etc/lxc/celerykit-dhcp-hosts.conf")
+
+
+def phase_profile(bench: Bench) -> dict[str, Any]:
+    """py-spy samples the web host's gunicorn workers while wrk posts jobs through nginx."""
+    a = bench.args
+    web = Host(bench.web_name, bench.kit_vars[bench.web_name], a.inventory)
+    bench.say(f"installing py-spy into {PYSPY_VENV} (PyPI)", web.name)
+    web.run(
+        f"test -x {PYSPY_VENV}/bin/py-spy || {{ python3 -m venv {PYSPY_VENV} && "
+        f"{PYSPY_VENV}/bin/pip install -q --disable-pip-version-check py-spy; }}",
+        timeout=600,
+    )
+    user = shlex.quote(web.app_user)
+    master = web.run(f"pgrep -o -u {user} -f gunicorn", timeout=30).stdout.strip()
+    output = f"/tmp/kitbench-profile-{bench.run_id}.txt"
+    record = (
+        f"{PYSPY_VENV}/bin/py-spy record --pid {master} --subprocesses --full-filenames --rate 100 "
+        f"--duration {a.profile_seconds} --format raw --output {output}"
+    )
+    wrk = (
+        f"wrk -t{a.wrk_threads} -c{a.wrk_connections} -d{a.profile_seconds + 4}s "
+        f"-s {bench.workdir}/post_job.lua {bench.web_url}/api/jobs"
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        bench.say(wrk, bench.driver.name)
+        load = pool.submit(bench.driver.run, wrk, a.profile_seconds + 60)
+        time.sleep(2)
+        bench.say(record, web.name)
+        web.run(record, timeout=a.profile_seconds + 60)
+        wrk_out = parse_wrk(load.result().stdout)
+    raw = web.run(f"cat {output} && rm -f {output}", timeout=60).stdout
+    bench.say("waiting until the kit queue is empty again (jobs POSTed by wrk)")
+    bench.script(["celery_load.py", "wait-empty", "--max-seconds", str(a.max_seconds)])
     return {
-        "tasks_per_point": bench.args.sweep_tasks,
-        "points": points,
-        "fastest": {k: fastest[k] for k in ("concurrency", "prefetch", "steady_rate")}
-        if fastest
-        else None,
-        "partial": len(good) < len(grid),
+        "host": web.name,
+        "gunicorn_master_pid": int(master),
+        "command": record,
+        "load": {"command": wrk, "requests_per_s": wrk_out["requests_per_s"]},
+        **pyspy_profile.summarize(pyspy_profile.parse_collapsed(raw)),
     }
+
+
+def phase_scale(bench: Bench) -> dict[str, Any]:
+    """Warm site.yml on the default cluster, then on twice the hosts (the scale_out machines of
+    vagrant/hosts.yml, started here and left running: `make down` removes them)."""
+    a = bench.args
+    machines = yaml.safe_load((ROOT / "vagrant" / "hosts.yml").read_text())["machines"]
+    extra = [m["name"] for m in machines if m.get("scale_out")]
+    default = [m["name"] for m in machines if not m.get("scale_out")]
+    if sorted(bench.kit_vars) != sorted(default):
+        raise RuntimeError(
+            f"the inventory must be the default cluster ({', '.join(default)}) to start with; "
+            f"it is {', '.join(sorted(bench.kit_vars))}"
+        )
+    reserved = DHCP_RESERVATIONS.read_text() if DHCP_RESERVATIONS.exists() else ""
+    unreserved = [m["mac"] for m in machines if m.get("scale_out") and m["mac"] not in reserved]
+    if os.environ.get("VAGRANT_DEFAULT_PROVIDER", "lxc") == "lxc" and unreserved:
+        raise RuntimeError(
+            f"{DHCP_RESERVATIONS} has no address for the scale_out machines ({len(unreserved)} "
+            "MACs missing): run `make down host up` (host-setup restarts LXC networking, so "
+            "only with the cluster down)"
+        )
+    out: dict[str, Any] = {"hosts_default": len(default), "hosts_doubled": len(default + extra)}
+
+    def timed(key: str) -> None:
+        log = a.results_dir / f"{bench.run_id}-{key}.log"
+        bench.say(f"ansible-playbook site.yml ({key}), log {log.name}", "control node")
+        out[key] = provision.timed_site_run(a.inventory, log, {}, timeout=3600)
+        bench.say(f"{key}: {out[key]['seconds']:.0f}s, changed={out[key]['changed']}")
+        if out[key]["exit_code"] != 0:
+            raise RuntimeError(f"site.yml failed ({key}); see {log}")
+
+    timed("warm_default")
+    bench.say(f"vagrant up --no-provision {' '.join(extra)}", "control node")
+    started = time.perf_counter()
+    subprocess.run(["vagrant", "up", "--no-provision", *extra], cwd=ROOT, check=True)
+    out["vagrant_up_seconds"] = time.perf_counter() - started
+    secrets = provision.timed_site_run(
+        a.inventory, a.results_dir / f"{bench.run_id}-secrets.log", {}, 600, "secrets.yml"
+    )
+    if secrets["exit_code"] != 0:
+        raise RuntimeError(f"secrets.yml failed; see {secrets['log']}")
+    timed("scale_out_first_run")
+    timed("warm_doubled")
+    return out
 
 
 PHASES: dict[str, tuple[str, Callable[[Bench], dict[str, Any]]]] = {
@@ -457,6 +624,8 @@ PHASES: dict[str, tuple[str, Callable[[Bench], dict[str, Any]]]] = {
     "e2e": ("e2e_latency", phase_e2e),
     "provision": ("provision", phase_provision),
     "sweep": ("sweep", phase_sweep),
+    "profile": ("profile", phase_profile),
+    "scale": ("scale", phase_scale),
 }
 
 
@@ -515,7 +684,10 @@ def main(argv: list[str]) -> int:
             progress.say(f"done in {progress.phase_seconds():.1f}s")
     finally:
         progress.begin("cleanup")
-        bench.driver.run(f"rm -rf {shlex.quote(bench.workdir)}", timeout=30, check=False)
+        parallel(
+            lambda host: host.run(f"rm -rf {shlex.quote(bench.workdir)}", timeout=30, check=False),
+            bench.workers,
+        )
 
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     results["ratios"] = compute_ratios(results["phases"])

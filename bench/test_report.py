@@ -141,3 +141,51 @@ def test_table_shows_figures_errors_and_skips() -> None:
     assert "400.0" in text and "2.000" in text
     assert "40.0 ms / 60.0 ms / 90.0 ms" in text
     assert "sweep" not in text.split("ratios")[0]  # phases not run have no rows
+
+
+def sweep_part(rates: list[float], pattern: str | None) -> dict:
+    grid = [(c, p) for c in (1, 2, 4) for p in (1, 4)]
+    points = [
+        {"concurrency": c, "prefetch": p, "rate": rate}
+        for (c, p), rate in zip(grid, rates, strict=False)
+    ]
+    fastest = max(points, key=lambda point: point["rate"])
+    return {
+        "tasks_per_point": 48,
+        "sleep_pattern": pattern,
+        "worker_hosts": ["worker1", "worker2"],
+        "points": points,
+        "fastest": fastest,
+        "partial": len(points) < len(grid),
+    }
+
+
+def test_sweep_scale_and_profile_rows_and_ratios() -> None:
+    phases = sample_phases()
+    phases["sweep"] = {
+        "short": sweep_part([100.0, 150.0, 180.0, 260.0, 300.0, 420.0], None),
+        "long": sweep_part([3.0, 2.5, 6.0], "1.0,0.1"),
+    }
+    phases["scale"] = {
+        "hosts_default": 7,
+        "hosts_doubled": 14,
+        "warm_default": {"seconds": 100.0},
+        "scale_out_first_run": {"seconds": 400.0},
+        "warm_doubled": {"seconds": 150.0},
+    }
+    phases["profile"] = {
+        "host": "web1",
+        "samples": 200,
+        "by_package": [{"name": "kombu", "samples": 80, "share": 0.4}],
+        "self": [{"name": "send (stdlib:socket)", "samples": 50, "share": 0.25}],
+        "inclusive": [],
+    }
+    ratios = {r["name"]: r["value"] for r in compute_ratios(phases)}
+    assert ratios["provision warm: twice the hosts / default cluster"] == 1.5
+    assert ratios["sweep, short tasks: fastest hand worker / kit workers"] == 420.0 / 400.0
+    text = format_table(table_rows(phases), compute_ratios(phases))
+    assert "concurrency 4, prefetch 4" in text  # the short sweep's fastest point
+    assert "fastest (partial sweep)" in text  # the long sweep reached 3 of 6 points
+    assert "sleeps 1.0,0.1 s" in text
+    assert "self time in kombu" in text and "40%" in text
+    assert "150.0 s" in text

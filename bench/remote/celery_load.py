@@ -5,12 +5,16 @@ durability setting come from the deployed environment file (kitapp.config.load_s
 Each subcommand prints one JSON object on stdout; every wait is bounded by --max-seconds.
 
   publish       send --count kitapp.noop tasks (or fewer if --max-seconds passes) to --queue
-                (default: the kit's queue); their ids go to --ids-file
+                (default: the kit's queue); their ids go to --ids-file. With --sleep-pattern
+                (seconds, comma-separated), kitapp.sleep tasks instead, their durations cycling
+                through the pattern (the sweep's "long tasks")
   drain         wait until the tasks in --ids-file have a result; the completion times come
                 from the results' date_done, so worker start-up is not counted. With
                 --hand-worker, first start `celery -A kitapp.celery_app worker -Q QUEUE` (the
                 tutorial's way: no other options unless --concurrency/--prefetch are given) and
                 stop it (warm shutdown, then KILL) when done. Result keys are deleted afterwards.
+  hand-worker   run the same hand-started worker on this host until --stop-file exists (or
+                --max-seconds pass), then stop it: the sweep's second worker host
   wait-empty    wait until --queue has no ready message
   delete-queue  delete a bench queue and its exchange (only names starting with "bench-")
 """
@@ -35,6 +39,7 @@ from celery import Celery
 from stats import rate, steady_rate
 
 NOOP = "kitapp.noop"
+SLEEP = "kitapp.sleep"
 CHUNK = 1000
 READY = {"SUCCESS", "FAILURE", "REVOKED"}
 
@@ -74,10 +79,15 @@ def publish(args: argparse.Namespace) -> dict:
     ids: list[str] = []
     with app.connection_for_write() as conn:
         queue(conn.default_channel).declare()
+    pattern = [float(x) for x in args.sleep_pattern.split(",")] if args.sleep_pattern else []
     started = time.perf_counter()
     with app.producer_or_acquire() as producer:
         while len(ids) < args.count and time.monotonic() < deadline:
-            ids.append(app.send_task(NOOP, producer=producer).id)
+            if pattern:
+                seconds = pattern[len(ids) % len(pattern)]
+                ids.append(app.send_task(SLEEP, args=[seconds], producer=producer).id)
+            else:
+                ids.append(app.send_task(NOOP, producer=producer).id)
     seconds = time.perf_counter() - started
     Path(args.ids_file).write_text("\n".join(ids) + "\n")
     return {
@@ -198,6 +208,22 @@ def drain(args: argparse.Namespace) -> dict:
     return out
 
 
+def hand_worker(args: argparse.Namespace) -> dict:
+    stop_file = Path(args.stop_file)
+    stop_file.unlink(missing_ok=True)
+    proc = start_hand_worker(args)
+    deadline = time.monotonic() + args.max_seconds
+    try:
+        while proc.poll() is None and not stop_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stopped_by = "stop file" if stop_file.exists() else "worker exit or --max-seconds"
+    finally:
+        exit_code = stop_worker(proc)
+        Path(args.pid_file).unlink(missing_ok=True)
+        stop_file.unlink(missing_ok=True)
+    return {"queue": args.queue, "worker_exit": exit_code, "stopped_by": stopped_by}
+
+
 def queue_depth(app: Celery, name: str) -> tuple[int, int]:
     with app.connection_for_read() as conn:
         _, messages, consumers = conn.default_channel.queue_declare(name, passive=True)
@@ -243,6 +269,7 @@ def parser() -> argparse.ArgumentParser:
     for name, func in [
         ("publish", publish),
         ("drain", drain),
+        ("hand-worker", hand_worker),
         ("wait-empty", wait_empty),
         ("delete-queue", delete_queue),
     ]:
@@ -254,8 +281,12 @@ def parser() -> argparse.ArgumentParser:
             cmd.add_argument("--ids-file", required=True)
         if name == "publish":
             cmd.add_argument("--count", type=int, required=True)
+            cmd.add_argument("--sleep-pattern", default="", help="e.g. 1.0,0.1,0.1,0.1")
         if name == "drain":
             cmd.add_argument("--hand-worker", action="store_true")
+        if name == "hand-worker":
+            cmd.add_argument("--stop-file", required=True)
+        if name in ("drain", "hand-worker"):
             cmd.add_argument("--concurrency", type=int, default=0, help="0: celery's default")
             cmd.add_argument("--prefetch", type=int, default=0, help="0: the env file's value")
             cmd.add_argument("--log-file", default="hand-worker.log")
@@ -265,8 +296,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.command == "drain" and args.hand_worker and not args.queue:
-        raise SystemExit("--hand-worker needs --queue (a bench-* queue the kit does not consume)")
+    hand = args.command == "hand-worker" or (args.command == "drain" and args.hand_worker)
+    if hand and not args.queue:
+        raise SystemExit("a hand worker needs --queue (a bench-* queue the kit does not consume)")
     try:
         out = args.func(args)
     except Exception as exc:

@@ -1,0 +1,75 @@
+"""Where a gunicorn worker's time goes: py-spy's collapsed stacks summed per package and function.
+
+py-spy `record --format raw` writes one line per distinct stack: frames separated by ";",
+outermost first, each "function (path:line)", then a space and the sample count. Idle threads
+are left out by py-spy, so the samples are the time spent serving requests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+FRAME = re.compile(r"^(?P<function>.*?) \((?P<path>[^()]*?)(?::\d+)?\)$")
+SITE_PACKAGES = re.compile(r"/(?:site|dist)-packages/(?P<package>[^/]+)")
+STDLIB = re.compile(r"/python3(?:\.\d+)?/(?P<module>[^/]+)")
+
+
+def parse_collapsed(text: str) -> list[tuple[list[str], int]]:
+    """(frames outermost first, samples) per line of py-spy's raw output."""
+    stacks = []
+    for line in text.splitlines():
+        stack, _, count = line.rstrip().rpartition(" ")
+        if stack and count.isdigit():
+            stacks.append((stack.split(";"), int(count)))
+    return stacks
+
+
+def frame_parts(frame: str) -> tuple[str, str]:
+    """(function, path) of one frame; path "" for py-spy's process/thread pseudo-frames."""
+    match = FRAME.match(frame.strip())
+    if not match or not ("." in match["path"] or match["path"].startswith("<")):
+        return frame.strip(), ""
+    return match["function"], match["path"]
+
+
+def package_of(path: str) -> str:
+    """The installed package a file belongs to, "stdlib:<module>", or the path's last part."""
+    if found := SITE_PACKAGES.search(path):
+        return found["package"].removesuffix(".py")
+    if found := STDLIB.search(path):
+        return "stdlib:" + found["module"].removesuffix(".py")
+    return path.rsplit("/", 1)[-1] or "?"
+
+
+def summarize(stacks: list[tuple[list[str], int]], top: int = 12) -> dict[str, Any]:
+    """Samples by package (self time of the innermost frame) and the top functions (self and
+    inclusive time), as shares of all samples."""
+    total = 0
+    by_package: Counter[str] = Counter()
+    self_time: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    for frames, count in stacks:
+        real = [frame_parts(f) for f in frames if frame_parts(f)[1]]
+        if not real:
+            continue
+        total += count
+        function, path = real[-1]
+        by_package[package_of(path)] += count
+        self_time[f"{function} ({package_of(path)})"] += count
+        for name in {f"{fn} ({package_of(p)})" for fn, p in real}:
+            inclusive[name] += count
+
+    def shares(counter: Counter[str]) -> list[dict[str, Any]]:
+        return [
+            {"name": name, "samples": n, "share": n / total if total else 0.0}
+            for name, n in counter.most_common(top)
+        ]
+
+    return {
+        "samples": total,
+        "by_package": shares(by_package),
+        "self": shares(self_time),
+        "inclusive": shares(inclusive),
+    }

@@ -1,0 +1,40 @@
+"""py-spy's collapsed stacks summed per package and function (bench/pyspy_profile.py)."""
+
+from __future__ import annotations
+
+from pyspy_profile import package_of, parse_collapsed, summarize
+
+SP = "/opt/kitapp/releases/1/lib/python3.11/site-packages"
+RAW = (
+    f'process 10:"gunicorn: worker";thread (0x7f);handle ({SP}/gunicorn/workers/gthread.py:10);'
+    f"post_job ({SP}/kitapp/web.py:50);send_task ({SP}/celery/app/base.py:700);"
+    f"publish ({SP}/kombu/messaging.py:170) 6\n"
+    f'process 10:"gunicorn: worker";thread (0x7f);handle ({SP}/gunicorn/workers/gthread.py:10);'
+    f"post_job ({SP}/kitapp/web.py:50);dumps (/usr/lib/python3.11/json/__init__.py:231) 3\n"
+    f'process 10:"gunicorn: worker";thread (0x7f);handle ({SP}/gunicorn/workers/gthread.py:10) 1\n'
+    'process 10:"gunicorn: worker";thread (0x7f) 4\n'
+    "garbage line without a count\n"
+)
+
+
+def test_collapsed_lines_parse_into_frames_and_counts() -> None:
+    stacks = parse_collapsed(RAW)
+    assert [count for _, count in stacks] == [6, 3, 1, 4]
+    assert stacks[0][0][-1].startswith("publish (")
+
+
+def test_files_map_to_their_package() -> None:
+    assert package_of(f"{SP}/kombu/messaging.py") == "kombu"
+    assert package_of("/usr/lib/python3.11/json/__init__.py") == "stdlib:json"
+    assert package_of("/usr/lib/python3.11/socket.py") == "stdlib:socket"
+
+
+def test_time_is_shared_out_by_innermost_package_and_counted_inclusively() -> None:
+    summary = summarize(parse_collapsed(RAW))
+    assert summary["samples"] == 10  # the stack of pseudo-frames only is not counted
+    by_package = {item["name"]: item["share"] for item in summary["by_package"]}
+    assert by_package == {"kombu": 0.6, "stdlib:json": 0.3, "gunicorn": 0.1}
+    inclusive = {item["name"]: item["share"] for item in summary["inclusive"]}
+    assert inclusive["post_job (kitapp)"] == 0.9
+    assert inclusive["handle (gunicorn)"] == 1.0
+    assert summary["self"][0] == {"name": "publish (kombu)", "samples": 6, "share": 0.6}
