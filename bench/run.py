@@ -386,15 +386,19 @@ def phase_celery(bench: Bench) -> dict[str, Any]:
     return out
 
 
-def phase_http(bench: Bench) -> dict[str, Any]:
-    driver = bench.driver
-    bench.say("installing wrk if missing", driver.name)
-    driver.run(
+def ensure_wrk(bench: Bench) -> None:
+    bench.say("installing wrk if missing", bench.driver.name)
+    bench.driver.run(
         "command -v wrk >/dev/null || { export DEBIAN_FRONTEND=noninteractive; "
         "apt-get install -y -q wrk >/dev/null 2>&1 || "
         "{ apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }; }",
         timeout=600,
     )
+
+
+def phase_http(bench: Bench) -> dict[str, Any]:
+    driver = bench.driver
+    ensure_wrk(bench)
     a = bench.args
     wrk = f"wrk -t{a.wrk_threads} -c{a.wrk_connections} -d{a.wrk_duration}s --latency"
     out: dict[str, Any] = {"from": driver.name, "command": wrk}
@@ -553,6 +557,7 @@ def phase_profile(bench: Bench) -> dict[str, Any]:
         f"wrk -t{a.wrk_threads} -c{a.wrk_connections} -d{a.profile_seconds + 4}s "
         f"-s {bench.workdir}/post_job.lua {bench.web_url}/api/jobs"
     )
+    ensure_wrk(bench)
     with ThreadPoolExecutor(max_workers=1) as pool:
         bench.say(wrk, bench.driver.name)
         load = pool.submit(bench.driver.run, wrk, a.profile_seconds + 60)
@@ -605,7 +610,9 @@ def phase_scale(bench: Bench) -> dict[str, Any]:
     timed("warm_default")
     bench.say(f"vagrant up --no-provision {' '.join(extra)}", "control node")
     started = time.perf_counter()
-    subprocess.run(["vagrant", "up", "--no-provision", *extra], cwd=ROOT, check=True)
+    subprocess.run(
+        ["vagrant", "up", "--no-provision", *extra], cwd=ROOT, check=True, stdout=sys.stderr
+    )
     out["vagrant_up_seconds"] = time.perf_counter() - started
     secrets = provision.timed_site_run(
         a.inventory, a.results_dir / f"{bench.run_id}-secrets.log", {}, 600, "secrets.yml"
