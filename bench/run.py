@@ -614,11 +614,6 @@ def phase_scale(bench: Bench) -> dict[str, Any]:
         ["vagrant", "up", "--no-provision", *extra], cwd=ROOT, check=True, stdout=sys.stderr
     )
     out["vagrant_up_seconds"] = time.perf_counter() - started
-    secrets = provision.timed_site_run(
-        a.inventory, a.results_dir / f"{bench.run_id}-secrets.log", {}, 600, "secrets.yml"
-    )
-    if secrets["exit_code"] != 0:
-        raise RuntimeError(f"secrets.yml failed; see {secrets['log']}")
     timed("scale_out_first_run")
     timed("warm_doubled")
     return out
