@@ -40,6 +40,7 @@ provision: venv
 
 down:
 	vagrant destroy -f
+	rm -rf .cache/ansible-facts
 
 lint: venv
 	yamllint -s .

@@ -23,10 +23,16 @@ phase() {
   printf '\n==> [%s] %s (total +%ss)\n' "$(date +%H:%M:%S)" "$phase_name" "$SECONDS"
 }
 
+# Ansible's fact cache (ansible.cfg) describes machines by name; new machines under the same
+# names (another box, another release) must not inherit it: a Debian 13 cache made a Debian 12
+# cluster look for /usr/bin/python3.13.
+fact_cache=.cache/ansible-facts
+
 teardown() {
   status=$?
   phase "teardown (vagrant destroy -f)"
   vagrant destroy -f >/dev/null 2>&1 || true
+  rm -rf "$fact_cache"
   phase "done"
   if [ "$status" -eq 0 ]; then echo "cluster test PASSED in ${SECONDS}s"; else echo "cluster test FAILED (exit $status) after ${SECONDS}s"; fi
   exit "$status"
@@ -54,6 +60,8 @@ provision() {
 
 echo "box: ${CELERYKIT_LXC_BOX:-default of vagrant/hosts.yml} (provider ${VAGRANT_DEFAULT_PROVIDER:-lxc}), process manager: ${CELERYKIT_PROCESS_MANAGER:-supervisor}"
 phase "vagrant up ($(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].reject { |m| m["scale_out"] }.map { |m| m["name"] }.join(" ")'))"
+# No cached facts from earlier machines (see fact_cache above); the first run gathers them.
+rm -rf "$fact_cache"
 vagrant up --no-provision
 phase "provision: first run of site.yml"
 provision "$results/provision-1.log"
