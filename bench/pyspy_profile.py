@@ -2,7 +2,8 @@
 
 py-spy `record --format raw` writes one line per distinct stack: frames separated by ";",
 outermost first, each "function (path:line)", then a space and the sample count. Idle threads
-are left out by py-spy, so the samples are the time spent serving requests.
+are left out by py-spy unless it runs with --idle; the bench records with --idle and keeps the
+stacks that pass through the app's own code, so waits (a publisher confirm, a Redis reply) count.
 """
 
 from __future__ import annotations
@@ -43,16 +44,19 @@ def package_of(path: str) -> str:
     return path.rsplit("/", 1)[-1] or "?"
 
 
-def summarize(stacks: list[tuple[list[str], int]], top: int = 12) -> dict[str, Any]:
+def summarize(
+    stacks: list[tuple[list[str], int]], top: int = 12, within: str | None = None
+) -> dict[str, Any]:
     """Samples by package (self time of the innermost frame) and the top functions (self and
-    inclusive time), as shares of all samples."""
+    inclusive time), as shares of all samples; with `within`, only the stacks that pass through
+    that package (recorded with --idle: the time requests spend in it, waits included)."""
     total = 0
     by_package: Counter[str] = Counter()
     self_time: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     for frames, count in stacks:
         real = [frame_parts(f) for f in frames if frame_parts(f)[1]]
-        if not real:
+        if not real or (within and all(package_of(p) != within for _, p in real)):
             continue
         total += count
         function, path = real[-1]
@@ -68,6 +72,7 @@ def summarize(stacks: list[tuple[list[str], int]], top: int = 12) -> dict[str, A
         ]
 
     return {
+        "within": within,
         "samples": total,
         "by_package": shares(by_package),
         "self": shares(self_time),

@@ -272,13 +272,14 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
     if prof is not None:
         add(
             "gunicorn profile",
-            f"py-spy on {prof['host']}, {prof['samples']} samples under POST /api/jobs load",
+            f"py-spy on {prof['host']} under POST /api/jobs load: {prof['samples']} samples "
+            f"of request threads in {prof.get('within') or 'any code'} (waits included)",
             "",
         )
         for item in prof["by_package"][:6]:
-            add("", f"  self time in {item['name']}", f"{item['share']:.0%}")
+            add("", f"  innermost frame in {item['name']}", f"{item['share']:.0%}")
         for item in prof["self"][:6]:
-            add("", f"  self time in {item['name']}"[:100], f"{item['share']:.0%}")
+            add("", f"  innermost frame: {item['name']}"[:100], f"{item['share']:.0%}")
     return rows
 
 

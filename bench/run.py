@@ -532,6 +532,7 @@ def phase_sweep(bench: Bench) -> dict[str, Any]:
 
 
 PYSPY_VENV = "/tmp/kitbench-pyspy"
+APP_PACKAGE = "kitapp"  # the example app the bench drives (its tasks and endpoints)
 # lxc-net's address reservations, written by vagrant/host-setup.sh from vagrant/hosts.yml.
 DHCP_RESERVATIONS = Path("/etc/lxc/celerykit-dhcp-hosts.conf")
 
@@ -550,7 +551,8 @@ def phase_profile(bench: Bench) -> dict[str, Any]:
     master = web.run(f"pgrep -o -u {user} -f gunicorn", timeout=30).stdout.strip()
     output = f"/tmp/kitbench-profile-{bench.run_id}.txt"
     record = (
-        f"{PYSPY_VENV}/bin/py-spy record --pid {master} --subprocesses --full-filenames --rate 100 "
+        f"{PYSPY_VENV}/bin/py-spy record --pid {master} --subprocesses --idle --full-filenames "
+        "--rate 100 "
         f"--duration {a.profile_seconds} --format raw --output {output}"
     )
     wrk = (
@@ -573,7 +575,8 @@ def phase_profile(bench: Bench) -> dict[str, Any]:
         "gunicorn_master_pid": int(master),
         "command": record,
         "load": {"command": wrk, "requests_per_s": wrk_out["requests_per_s"]},
-        **pyspy_profile.summarize(pyspy_profile.parse_collapsed(raw)),
+        # Only the request threads' time inside the app's code (the package gunicorn serves).
+        **pyspy_profile.summarize(pyspy_profile.parse_collapsed(raw), within=APP_PACKAGE),
     }
 
 

@@ -38,3 +38,10 @@ def test_time_is_shared_out_by_innermost_package_and_counted_inclusively() -> No
     assert inclusive["post_job (kitapp)"] == 0.9
     assert inclusive["handle (gunicorn)"] == 1.0
     assert summary["self"][0] == {"name": "publish (kombu)", "samples": 6, "share": 0.6}
+
+
+def test_within_keeps_only_the_stacks_through_that_package() -> None:
+    summary = summarize(parse_collapsed(RAW), within="kitapp")
+    assert summary["samples"] == 9  # the gunicorn-only stack is left out
+    by_package = {item["name"]: item["share"] for item in summary["by_package"]}
+    assert by_package == {"kombu": 6 / 9, "stdlib:json": 3 / 9}

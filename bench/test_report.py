@@ -187,5 +187,5 @@ def test_sweep_scale_and_profile_rows_and_ratios() -> None:
     assert "concurrency 4, prefetch 4" in text  # the short sweep's fastest point
     assert "fastest (partial sweep)" in text  # the long sweep reached 3 of 6 points
     assert "sleeps 1.0,0.1 s" in text
-    assert "self time in kombu" in text and "40%" in text
+    assert "innermost frame in kombu" in text and "40%" in text
     assert "150.0 s" in text
