@@ -41,7 +41,9 @@ install_packages() {
             created_policy=1
         fi
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-        [ "$created_policy" = 1 ] && rm -f "$policy"
+        # (an if, not `[ ] && rm`: as the function's last command a false test made it return 1,
+        # and set -e then ended the script where a policy-rc.d already existed)
+        if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
     fi
 }
 
