@@ -396,6 +396,13 @@ def ensure_wrk(bench: Bench) -> None:
     )
 
 
+def wait_until_kit_queue_empty(bench: Bench) -> dict[str, Any]:
+    bench.say("waiting until the kit queue is empty again (jobs POSTed by wrk)")
+    return bench.script(
+        ["celery_load.py", "wait-empty", "--max-seconds", str(bench.args.max_seconds)]
+    )
+
+
 def phase_http(bench: Bench) -> dict[str, Any]:
     driver = bench.driver
     ensure_wrk(bench)
@@ -408,10 +415,7 @@ def phase_http(bench: Bench) -> dict[str, Any]:
         bench.say(command, driver.name)
         result = driver.run(command, timeout=a.wrk_duration + 60)
         out[key] = {**parse_wrk(result.stdout), "url": f"{bench.web_url}{target}"}
-    bench.say("waiting until the kit queue is empty again (jobs POSTed by wrk)")
-    out["queue_after"] = bench.script(
-        ["celery_load.py", "wait-empty", "--max-seconds", str(a.max_seconds)]
-    )
+    out["queue_after"] = wait_until_kit_queue_empty(bench)
     return out
 
 
@@ -421,19 +425,24 @@ def phase_e2e(bench: Bench) -> dict[str, Any]:
     return e2e_latency.run(bench.web_url, rate=a.e2e_rate, seconds=a.e2e_seconds)
 
 
+def timed_site_yml(bench: Bench, key: str, overrides: dict[str, str]) -> dict[str, Any]:
+    """One timed `ansible-playbook site.yml`, logged to <run id>-<key>.log; fails if it fails."""
+    log = bench.args.results_dir / f"{bench.run_id}-{key}.log"
+    bench.say(f"ansible-playbook site.yml ({key}), log {log.name}", "control node")
+    run = provision.timed_site_run(bench.args.inventory, log, overrides, timeout=3600)
+    bench.say(f"{key}: {run['seconds']:.0f}s, changed={run['changed']}")
+    if run["exit_code"] != 0:
+        raise RuntimeError(f"site.yml failed ({key}); see {log}")
+    return run
+
+
 def phase_provision(bench: Bench) -> dict[str, Any]:
     out: dict[str, Any] = provision.cold_from_phases()
-    timeout = 3600
     for key, overrides in (
         ("warm_default", {}),
         ("warm_without_pipelining", provision.WITHOUT_PIPELINING),
     ):
-        log = bench.args.results_dir / f"{bench.run_id}-{key}.log"
-        bench.say(f"ansible-playbook site.yml ({key}), log {log.name}", "control node")
-        out[key] = provision.timed_site_run(bench.args.inventory, log, overrides, timeout)
-        bench.say(f"{key}: {out[key]['seconds']:.0f}s, changed={out[key]['changed']}")
-        if out[key]["exit_code"] != 0:
-            raise RuntimeError(f"site.yml failed ({key}); see {log}")
+        out[key] = timed_site_yml(bench, key, overrides)
     return out
 
 
@@ -568,8 +577,7 @@ def phase_profile(bench: Bench) -> dict[str, Any]:
         web.run(record, timeout=a.profile_seconds + 60)
         wrk_out = parse_wrk(load.result().stdout)
     raw = web.run(f"cat {output} && rm -f {output}", timeout=60).stdout
-    bench.say("waiting until the kit queue is empty again (jobs POSTed by wrk)")
-    bench.script(["celery_load.py", "wait-empty", "--max-seconds", str(a.max_seconds)])
+    wait_until_kit_queue_empty(bench)
     return {
         "host": web.name,
         "gunicorn_master_pid": int(master),
@@ -583,7 +591,6 @@ def phase_profile(bench: Bench) -> dict[str, Any]:
 def phase_scale(bench: Bench) -> dict[str, Any]:
     """Warm site.yml on the default cluster, then on twice the hosts (the scale_out machines of
     vagrant/hosts.yml, started here and left running: `make down` removes them)."""
-    a = bench.args
     machines = yaml.safe_load((ROOT / "vagrant" / "hosts.yml").read_text())["machines"]
     extra = [m["name"] for m in machines if m.get("scale_out")]
     default = [m["name"] for m in machines if not m.get("scale_out")]
@@ -602,23 +609,15 @@ def phase_scale(bench: Bench) -> dict[str, Any]:
         )
     out: dict[str, Any] = {"hosts_default": len(default), "hosts_doubled": len(default + extra)}
 
-    def timed(key: str) -> None:
-        log = a.results_dir / f"{bench.run_id}-{key}.log"
-        bench.say(f"ansible-playbook site.yml ({key}), log {log.name}", "control node")
-        out[key] = provision.timed_site_run(a.inventory, log, {}, timeout=3600)
-        bench.say(f"{key}: {out[key]['seconds']:.0f}s, changed={out[key]['changed']}")
-        if out[key]["exit_code"] != 0:
-            raise RuntimeError(f"site.yml failed ({key}); see {log}")
-
-    timed("warm_default")
+    out["warm_default"] = timed_site_yml(bench, "warm_default", {})
     bench.say(f"vagrant up --no-provision {' '.join(extra)}", "control node")
     started = time.perf_counter()
     subprocess.run(
         ["vagrant", "up", "--no-provision", *extra], cwd=ROOT, check=True, stdout=sys.stderr
     )
     out["vagrant_up_seconds"] = time.perf_counter() - started
-    timed("scale_out_first_run")
-    timed("warm_doubled")
+    for key in ("scale_out_first_run", "warm_doubled"):
+        out[key] = timed_site_yml(bench, key, {})
     return out
 
 
