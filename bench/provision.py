@@ -4,7 +4,8 @@ The kit's ansible.cfg turns on pipelining and SSH ControlPersist. The comparison
 both off through environment overrides (ANSIBLE_PIPELINING=False, ANSIBLE_SSH_ARGS without
 ControlMaster/ControlPersist); the inventory's own SSH options (host keys) still apply. The
 cold first-provision time comes from tests/results/phases.txt when a cluster test or `make up`
-wrote it.
+wrote it. Each run also records the seconds of each play and how busy this machine's CPUs were
+(the containers share them, so a CPU-bound run cannot get faster by running hosts in parallel).
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cluster import ANSIBLE_ENV, ROOT
-from report import cold_provision_seconds, parse_phases, parse_recap
+from report import (
+    cold_provision_seconds,
+    cpu_busy_fraction,
+    parse_phases,
+    parse_recap,
+    play_header,
+    play_seconds,
+)
 
 WITHOUT_PIPELINING = {
     "ANSIBLE_PIPELINING": "False",
     "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPersist=no -o LogLevel=ERROR",
 }
+PROC_STAT = Path("/proc/stat")  # this machine's CPU counters: the containers share its cores
 PHASES_FILE = ROOT / "tests" / "results" / "phases.txt"
 
 
@@ -42,20 +52,36 @@ def timed_site_run(
     playbook: str = "site.yml",
 ) -> dict[str, Any]:
     env = {**os.environ, **ANSIBLE_ENV, **overrides}
+    stat_before = PROC_STAT.read_text()
     started = time.perf_counter()
+    plays: list[tuple[float, str]] = []
     with log.open("w") as out:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             ["ansible-playbook", "-i", str(inventory), playbook],
             cwd=ROOT / "ansible",
             env=env,
-            stdout=out,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            timeout=timeout,
+            text=True,
         )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            name = play_header(line)
+            if name is not None:
+                plays.append((time.perf_counter() - started, name))
+            if time.perf_counter() - started > timeout:
+                proc.kill()
+                raise TimeoutError(
+                    f"ansible-playbook {playbook} ran over {timeout:.0f}s; see {log}"
+                )
+        proc.wait()
     seconds = time.perf_counter() - started
     recap = parse_recap(log.read_text())
     return {
         "seconds": seconds,
+        "cpu_busy": cpu_busy_fraction(stat_before, PROC_STAT.read_text()),
+        "play_seconds": play_seconds(plays, seconds),
         "exit_code": proc.returncode,
         "changed": sum(host.get("changed", 0) for host in recap.values()),
         "failed": sum(
@@ -64,3 +90,14 @@ def timed_site_run(
         "overrides": overrides,
         "log": str(log),
     }
+
+
+def serial_plays(playbook: Path) -> list[str]:
+    """Names of the playbook's plays that run their hosts in batches (`serial`)."""
+    plays = yaml.safe_load(playbook.read_text()) or []
+    return [play["name"] for play in plays if "serial" in play and "name" in play]
+
+
+def serial_seconds(run: dict[str, Any], names: list[str]) -> float:
+    """Seconds a timed run spent in the named (batched) plays."""
+    return sum(seconds for play, seconds in run.get("play_seconds", {}).items() if play in names)

@@ -51,6 +51,39 @@ def parse_recap(text: str) -> dict[str, dict[str, int]]:
     return recap
 
 
+def play_seconds(events: list[tuple[float, str]], end: float) -> dict[str, float]:
+    """Seconds per play from (time, "PLAY [name]") events of one ansible-playbook run, ended at
+    `end`. A play run in batches (serial) prints its header once per batch: the batches add up."""
+    out: dict[str, float] = {}
+    ends = [at for at, _ in events[1:]] + [end]
+    for (at, name), next_at in zip(events, ends[: len(events)], strict=True):
+        out[name] = out.get(name, 0.0) + max(0.0, next_at - at)
+    return out
+
+
+def play_header(line: str) -> str | None:
+    """The play's name from an ansible-playbook "PLAY [name] ****" line, else None."""
+    match = re.match(r"^PLAY \[(.*)\] \*+\s*$", line)
+    return match.group(1) if match else None
+
+
+def cpu_busy_fraction(before: str, after: str) -> float | None:
+    """Share of CPU time not idle (idle + iowait) between two readings of /proc/stat."""
+
+    def totals(text: str) -> tuple[int, int]:
+        for line in text.splitlines():
+            fields = line.split()
+            if fields and fields[0] == "cpu":
+                ticks = [int(n) for n in fields[1:9]]  # user..steal; guest is inside user
+                return sum(ticks), ticks[3] + ticks[4]
+        raise ValueError("no aggregate cpu line in /proc/stat")
+
+    total_a, idle_a = totals(before)
+    total_b, idle_b = totals(after)
+    elapsed = total_b - total_a
+    return None if elapsed <= 0 else 1 - (idle_b - idle_a) / elapsed
+
+
 def parse_phases(text: str) -> dict[str, int]:
     """tests/results/phases.txt (written by tests/cluster.sh): phase name -> seconds."""
     phases: dict[str, int] = {}
@@ -261,12 +294,21 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     scale = ran("scale", "provisioning scale")
     if scale is not None:
-        add("provisioning scale", f"warm site.yml, {scale['hosts_default']} hosts", "")
-        add("", "  seconds", fmt(_get(scale, "warm_default", "seconds"), " s"))
-        add("", f"first run with {scale['hosts_doubled']} hosts (new ones cold)", "")
-        add("", "  seconds", fmt(_get(scale, "scale_out_first_run", "seconds"), " s"))
-        add("", f"warm site.yml, {scale['hosts_doubled']} hosts", "")
-        add("", "  seconds", fmt(_get(scale, "warm_doubled", "seconds"), " s"))
+        for key, label in (
+            ("warm_default", f"warm site.yml, {scale['hosts_default']} hosts"),
+            (
+                "scale_out_first_run",
+                f"first run with {scale['hosts_doubled']} hosts (new ones cold)",
+            ),
+            ("warm_doubled", f"warm site.yml, {scale['hosts_doubled']} hosts"),
+        ):
+            run = scale.get(key) or {}
+            add("provisioning scale" if key == "warm_default" else "", label, "")
+            add("", "  seconds", fmt(run.get("seconds"), " s"))
+            if "serial_seconds" in run:
+                add("", "  of which in one-host-at-a-time plays", fmt(run["serial_seconds"], " s"))
+            if run.get("cpu_busy") is not None:
+                add("", "  this machine's CPUs busy", f"{run['cpu_busy']:.0%}")
 
     prof = ran("profile", "gunicorn profile")
     if prof is not None:

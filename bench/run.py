@@ -618,6 +618,10 @@ def phase_scale(bench: Bench) -> dict[str, Any]:
     out["vagrant_up_seconds"] = time.perf_counter() - started
     for key in ("scale_out_first_run", "warm_doubled"):
         out[key] = timed_site_yml(bench, key, {})
+    batched = provision.serial_plays(ROOT / "ansible" / "site.yml")
+    out["serial_plays"] = batched
+    for key in ("warm_default", "scale_out_first_run", "warm_doubled"):
+        out[key]["serial_seconds"] = provision.serial_seconds(out[key], batched)
     return out
 
 

@@ -7,11 +7,14 @@ from remote.stats import percentile, rate, ratio, steady_rate
 from report import (
     cold_provision_seconds,
     compute_ratios,
+    cpu_busy_fraction,
     duration_ms,
     format_table,
     parse_phases,
     parse_recap,
     parse_wrk,
+    play_header,
+    play_seconds,
     table_rows,
 )
 
@@ -171,7 +174,7 @@ def test_sweep_scale_and_profile_rows_and_ratios() -> None:
         "hosts_doubled": 14,
         "warm_default": {"seconds": 100.0},
         "scale_out_first_run": {"seconds": 400.0},
-        "warm_doubled": {"seconds": 150.0},
+        "warm_doubled": {"seconds": 150.0, "serial_seconds": 90.0, "cpu_busy": 0.93},
     }
     phases["profile"] = {
         "host": "web1",
@@ -189,3 +192,26 @@ def test_sweep_scale_and_profile_rows_and_ratios() -> None:
     assert "sleeps 1.0,0.1 s" in text
     assert "innermost frame in kombu" in text and "40%" in text
     assert "150.0 s" in text
+    assert "one-host-at-a-time plays" in text and "90.0 s" in text and "93%" in text
+
+
+def test_batched_plays_add_up_and_the_last_play_ends_with_the_run() -> None:
+    events = [(0.0, "Prepare"), (10.0, "Brokers"), (25.0, "Brokers"), (40.0, "Web")]
+    assert play_seconds(events, end=52.5) == {"Prepare": 10.0, "Brokers": 30.0, "Web": 12.5}
+    assert play_seconds([], end=3.0) == {}
+
+
+def test_play_headers_are_recognised_only_on_play_lines() -> None:
+    assert play_header("PLAY [Deploy the web front end, one host at a time] *****\n") == (
+        "Deploy the web front end, one host at a time"
+    )
+    assert play_header("TASK [rabbitmq : Join] *****") is None
+    assert play_header("PLAY RECAP *****") is None
+
+
+def test_cpu_busy_counts_idle_and_iowait_as_not_busy() -> None:
+    before = "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 1 1 1 1 1 1 1 1 1 1\n"
+    after = "cpu  400 0 200 900 100 0 0 0 0 0\n"
+    # 600 ticks elapsed, 200 of them idle
+    assert cpu_busy_fraction(before, after) == 1 - 200 / 600
+    assert cpu_busy_fraction(after, after) is None
