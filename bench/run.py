@@ -425,9 +425,10 @@ def phase_e2e(bench: Bench) -> dict[str, Any]:
     return e2e_latency.run(bench.web_url, rate=a.e2e_rate, seconds=a.e2e_seconds)
 
 
-def timed_site_yml(bench: Bench, key: str, overrides: dict[str, str]) -> dict[str, Any]:
-    """One timed `ansible-playbook site.yml`, logged to <run id>-<key>.log; fails if it fails."""
-    log = bench.args.results_dir / f"{bench.run_id}-{key}.log"
+def timed_site_yml(bench: Bench, phase: str, key: str, overrides: dict[str, str]) -> dict[str, Any]:
+    """One timed `ansible-playbook site.yml`, logged to <run id>-<phase>-<key>.log; fails if it
+    fails."""
+    log = bench.args.results_dir / f"{bench.run_id}-{phase}-{key}.log"
     bench.say(f"ansible-playbook site.yml ({key}), log {log.name}", "control node")
     run = provision.timed_site_run(bench.args.inventory, log, overrides, timeout=3600)
     bench.say(f"{key}: {run['seconds']:.0f}s, changed={run['changed']}")
@@ -442,7 +443,7 @@ def phase_provision(bench: Bench) -> dict[str, Any]:
         ("warm_default", {}),
         ("warm_without_pipelining", provision.WITHOUT_PIPELINING),
     ):
-        out[key] = timed_site_yml(bench, key, overrides)
+        out[key] = timed_site_yml(bench, "provision", key, overrides)
     return out
 
 
@@ -609,7 +610,7 @@ def phase_scale(bench: Bench) -> dict[str, Any]:
         )
     out: dict[str, Any] = {"hosts_default": len(default), "hosts_doubled": len(default + extra)}
 
-    out["warm_default"] = timed_site_yml(bench, "warm_default", {})
+    out["warm_default"] = timed_site_yml(bench, "scale", "warm_default", {})
     bench.say(f"vagrant up --no-provision {' '.join(extra)}", "control node")
     started = time.perf_counter()
     subprocess.run(
@@ -617,7 +618,7 @@ def phase_scale(bench: Bench) -> dict[str, Any]:
     )
     out["vagrant_up_seconds"] = time.perf_counter() - started
     for key in ("scale_out_first_run", "warm_doubled"):
-        out[key] = timed_site_yml(bench, key, {})
+        out[key] = timed_site_yml(bench, "scale", key, {})
     batched = provision.serial_plays(ROOT / "ansible" / "site.yml")
     out["serial_plays"] = batched
     for key in ("warm_default", "scale_out_first_run", "warm_doubled"):
