@@ -306,7 +306,11 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
             add("provisioning scale" if key == "warm_default" else "", label, "")
             add("", "  seconds", fmt(run.get("seconds"), " s"))
             if "serial_seconds" in run:
-                add("", "  of which in one-host-at-a-time plays", fmt(run["serial_seconds"], " s"))
+                add(
+                    "",
+                    "  of which in batched plays (serial: brokers, web)",
+                    fmt(run["serial_seconds"], " s"),
+                )
             if run.get("cpu_busy") is not None:
                 add("", "  this machine's CPUs busy", f"{run['cpu_busy']:.0%}")
 

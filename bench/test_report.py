@@ -192,7 +192,7 @@ def test_sweep_scale_and_profile_rows_and_ratios() -> None:
     assert "sleeps 1.0,0.1 s" in text
     assert "innermost frame in kombu" in text and "40%" in text
     assert "150.0 s" in text
-    assert "one-host-at-a-time plays" in text and "90.0 s" in text and "93%" in text
+    assert "batched plays" in text and "90.0 s" in text and "93%" in text
 
 
 def test_batched_plays_add_up_and_the_last_play_ends_with_the_run() -> None:
