@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -64,18 +65,22 @@ def timed_site_run(
             stderr=subprocess.STDOUT,
             text=True,
         )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            name = play_header(line)
-            if name is not None:
-                plays.append((time.perf_counter() - started, name))
-            if time.perf_counter() - started > timeout:
-                proc.kill()
-                raise TimeoutError(
-                    f"ansible-playbook {playbook} ran over {timeout:.0f}s; see {log}"
-                )
-        proc.wait()
+        # The bound holds even when ansible-playbook prints nothing (a hung SSH connection).
+        expired = threading.Event()
+        watchdog = threading.Timer(timeout, lambda: (expired.set(), proc.kill()))
+        watchdog.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                name = play_header(line)
+                if name is not None:
+                    plays.append((time.perf_counter() - started, name))
+            proc.wait()
+        finally:
+            watchdog.cancel()
+        if expired.is_set():
+            raise TimeoutError(f"ansible-playbook {playbook} ran over {timeout:.0f}s; see {log}")
     seconds = time.perf_counter() - started
     recap = parse_recap(log.read_text())
     return {

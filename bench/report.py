@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 from remote.stats import ratio
@@ -55,8 +56,7 @@ def play_seconds(events: list[tuple[float, str]], end: float) -> dict[str, float
     """Seconds per play from (time, "PLAY [name]") events of one ansible-playbook run, ended at
     `end`. A play run in batches (serial) prints its header once per batch: the batches add up."""
     out: dict[str, float] = {}
-    ends = [at for at, _ in events[1:]] + [end]
-    for (at, name), next_at in zip(events, ends[: len(events)], strict=True):
+    for (at, name), (next_at, _) in pairwise([*events, (end, "")]):
         out[name] = out.get(name, 0.0) + max(0.0, next_at - at)
     return out
 
