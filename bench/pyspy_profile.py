@@ -1,4 +1,5 @@
-"""Where a gunicorn worker's time goes: py-spy's collapsed stacks summed per package and function.
+"""Where a gunicorn or Celery worker's time goes: py-spy's collapsed stacks summed per package and
+function, and per process.
 
 py-spy `record --format raw` writes one line per distinct stack: frames separated by ";",
 outermost first, each "function (path:line)", then a space and the sample count. Idle threads
@@ -12,6 +13,7 @@ import re
 from collections import Counter
 from typing import Any
 
+PROCESS = re.compile(r"^process (?P<pid>\d+):")
 FRAME = re.compile(r"^(?P<function>.*?) \((?P<path>[^()]*?)(?::\d+)?\)$")
 SITE_PACKAGES = re.compile(r"/(?:site|dist)-packages/(?P<package>[^/]+)")
 STDLIB = re.compile(r"/python3(?:\.\d+)?/(?P<module>[^/]+)")
@@ -77,4 +79,37 @@ def summarize(
         "by_package": shares(by_package),
         "self": shares(self_time),
         "inclusive": shares(inclusive),
+    }
+
+
+def process_of(frames: list[str]) -> int | None:
+    """The pid of the process a stack was sampled in, or None: with --subprocesses py-spy puts a
+    `process <pid>:"<cmdline>"` pseudo-frame for it and one for each of its ancestors up to the
+    profiled pid, outermost (the ancestor) first, so the sampled process is the last of them."""
+    pids = [int(match["pid"]) for frame in frames if (match := PROCESS.match(frame.strip()))]
+    return pids[-1] if pids else None
+
+
+def split_by_process(
+    stacks: list[tuple[list[str], int]], main_pids: set[int]
+) -> dict[str, list[tuple[list[str], int]]]:
+    """The stacks of the given (main) processes under "main", every other process's (a worker's
+    pool children, forked from it) under "pool"."""
+    parts: dict[str, list[tuple[list[str], int]]] = {"main": [], "pool": []}
+    for frames, count in stacks:
+        parts["main" if process_of(frames) in main_pids else "pool"].append((frames, count))
+    return parts
+
+
+def cpu_cost(
+    stacks: list[tuple[list[str], int]], rate: int, seconds: float, tasks: int
+) -> dict[str, float | None]:
+    """From stacks recorded without --idle (a sample is a thread on the CPU): how many cores the
+    processes kept busy and the CPU milliseconds that took per task done in the same window."""
+    samples = sum(count for _, count in stacks)
+    cpu_seconds = samples / rate if rate else 0.0
+    return {
+        "cpu_samples": samples,
+        "cores_busy": cpu_seconds / seconds if seconds > 0 else None,
+        "cpu_ms_per_task": 1000 * cpu_seconds / tasks if tasks > 0 else None,
     }

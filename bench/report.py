@@ -326,6 +326,28 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
             add("", f"  innermost frame in {item['name']}", f"{item['share']:.0%}")
         for item in prof["self"][:6]:
             add("", f"  innermost frame: {item['name']}"[:100], f"{item['share']:.0%}")
+
+    wprof = ran("worker_profile", "worker profile")
+    if wprof is not None:
+        add(
+            "worker profile",
+            f"py-spy (CPU samples) on {wprof['host']}'s kit workers alone, draining a full queue "
+            f"for {wprof['seconds']} s",
+            "",
+        )
+        add(
+            "",
+            "  tasks done in the window" + (" (queue ran dry)" if wprof["queue_ran_dry"] else ""),
+            f"{wprof['tasks_in_window']} ({fmt(wprof['tasks_per_s'])}/s)",
+        )
+        for key, label in (("main", "main process"), ("pool", "pool children")):
+            part = wprof[key]
+            add("", f"  {label}: cores busy", fmt(part["cores_busy"], "", 2))
+            add("", f"  {label}: CPU per task", fmt(part["cpu_ms_per_task"], " ms", 2))
+            for item in part["by_package"][:5]:
+                add("", f"    in {item['name']}", f"{item['share']:.0%}")
+            for item in part["self"][:4]:
+                add("", f"    {item['name']}"[:100], f"{item['share']:.0%}")
     return rows
 
 

@@ -13,6 +13,8 @@ Phases (each bounded in count and time; all load goes to the cluster's own hosts
   scale      (BENCH_SCALE=1) warm site.yml on the default cluster, then on twice the hosts
              (vagrant/hosts.yml's scale_out machines, started here and left running)
   profile    (BENCH_PROFILE=1) py-spy on a web host's gunicorn while wrk posts jobs
+  worker-profile  (BENCH_PROFILE=1) py-spy on one worker host's kit workers draining a queue
+             filled beforehand (every other kit worker paused): CPU per task, and where it goes
 
 Prints progress to stderr and the table to stdout; writes bench/results/<run id>.json and
 bench/results/<run id>.png. Exit status: 0 all phases ran, 1 a phase failed, 2 the cluster is
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -136,6 +139,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--scale", action="store_true", default=env_flag("BENCH_SCALE"))
     p.add_argument("--profile", action="store_true", default=env_flag("BENCH_PROFILE"))
     p.add_argument("--profile-seconds", type=int, default=int(env("BENCH_PROFILE_SECONDS", "15")))
+    p.add_argument(
+        "--profile-tasks",
+        type=int,
+        default=int(env("BENCH_PROFILE_TASKS", "8000")),
+        help="no-op tasks queued for the worker profile (enough to outlast the window)",
+    )
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = p.parse_args(argv)
     phases = [name.strip() for name in args.phases.split(",") if name.strip()]
@@ -143,6 +152,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "provision": args.provision,
         "sweep": args.sweep,
         "profile": args.profile,
+        "worker-profile": args.profile,
         "scale": args.scale,
     }
     phases += [name for name, on in opt_in.items() if on and name not in phases]
@@ -547,22 +557,29 @@ APP_PACKAGE = "kitapp"  # the example app the bench drives (its tasks and endpoi
 DHCP_RESERVATIONS = Path("/etc/lxc/celerykit-dhcp-hosts.conf")
 
 
-def phase_profile(bench: Bench) -> dict[str, Any]:
-    """py-spy samples the web host's gunicorn workers while wrk posts jobs through nginx."""
-    a = bench.args
-    web = Host(bench.web_name, bench.kit_vars[bench.web_name], a.inventory)
-    bench.say(f"installing py-spy into {PYSPY_VENV} (PyPI)", web.name)
-    web.run(
+PYSPY_RATE = 100  # samples per second
+
+
+def ensure_pyspy(bench: Bench, host: Host) -> None:
+    bench.say(f"installing py-spy into {PYSPY_VENV} (PyPI)", host.name)
+    host.run(
         f"test -x {PYSPY_VENV}/bin/py-spy || {{ python3 -m venv {PYSPY_VENV} && "
         f"{PYSPY_VENV}/bin/pip install -q --disable-pip-version-check py-spy; }}",
         timeout=600,
     )
+
+
+def phase_profile(bench: Bench) -> dict[str, Any]:
+    """py-spy samples the web host's gunicorn workers while wrk posts jobs through nginx."""
+    a = bench.args
+    web = Host(bench.web_name, bench.kit_vars[bench.web_name], a.inventory)
+    ensure_pyspy(bench, web)
     user = shlex.quote(web.app_user)
     master = web.run(f"pgrep -o -u {user} -f gunicorn", timeout=30).stdout.strip()
     output = f"/tmp/kitbench-profile-{bench.run_id}.txt"
     record = (
         f"{PYSPY_VENV}/bin/py-spy record --pid {master} --subprocesses --idle --full-filenames "
-        "--rate 100 "
+        f"--rate {PYSPY_RATE} "
         f"--duration {a.profile_seconds} --format raw --output {output}"
     )
     wrk = (
@@ -586,6 +603,78 @@ def phase_profile(bench: Bench) -> dict[str, Any]:
         "load": {"command": wrk, "requests_per_s": wrk_out["requests_per_s"]},
         # Only the request threads' time inside the app's code (the package gunicorn serves).
         **pyspy_profile.summarize(pyspy_profile.parse_collapsed(raw), within=APP_PACKAGE),
+    }
+
+
+def phase_worker_profile(bench: Bench) -> dict[str, Any]:
+    """py-spy samples one worker host's kit workers (main processes and their pool children; CPU
+    time only, no --idle) while they drain a queue filled beforehand, every other kit worker
+    paused; the tasks done within the sampled window turn samples into CPU ms per task."""
+    a = bench.args
+    host = bench.driver
+    ensure_pyspy(bench, host)
+    programs = " ".join(f"{name}:*" for name in worker_programs(host.vars))
+    output = f"/tmp/kitbench-worker-profile-{bench.run_id}"
+    bench.say("pausing the kit workers (queue fills while nothing consumes)")
+    bench.supervisor("stop")
+    try:
+        published = publish(bench, None, a.profile_tasks, "profile.ids")
+        bench.say(f"supervisorctl start {programs} (only this host's workers)", host.name)
+        host.run(f"supervisorctl start {programs}", timeout=120, check=False)
+        status = host.run(f"supervisorctl status {programs}", timeout=30, check=False).stdout
+        pids = [int(pid) for pid in re.findall(r"RUNNING +pid (\d+)", status)]
+        if not pids:
+            raise RemoteError(f"{host.name}: no kit worker RUNNING after start: {status.strip()}")
+        time.sleep(3)  # the pool has forked and the prefetch is full
+        record = (
+            f"{PYSPY_VENV}/bin/py-spy record --subprocesses --full-filenames --rate {PYSPY_RATE} "
+            f"--duration {a.profile_seconds} --format raw"
+        )
+        both = " ".join(f"{record} --pid {pid} --output {output}.{pid} &" for pid in pids)
+        bench.say(f"{record} --pid {' '.join(map(str, pids))}", host.name)
+        started = host.run(f"date +%s.%N; {both} wait", timeout=a.profile_seconds + 60)
+        window_start = float(started.stdout.split()[0])
+        raw = host.run(f"cat {output}.* && rm -f {output}.*", timeout=60).stdout
+    finally:
+        bench.say("starting the kit workers again")
+        bench.supervisor("start")
+    window = f"{window_start},{window_start + a.profile_seconds}"
+    drain = bench.script(
+        [
+            "celery_load.py",
+            "drain",
+            "--ids-file",
+            "profile.ids",
+            "--max-seconds",
+            str(a.max_seconds),
+            "--window",
+            window,
+        ]
+    )
+    tasks = int(drain.get("done_in_window") or 0)
+    if not drain.get("done_after_window"):
+        bench.say("WARNING: the queue ran dry within the window: raise BENCH_PROFILE_TASKS")
+    stacks = pyspy_profile.parse_collapsed(raw)
+    parts = pyspy_profile.split_by_process(stacks, set(pids))
+
+    def part(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
+        cost = pyspy_profile.cpu_cost(stacks, PYSPY_RATE, a.profile_seconds, tasks)
+        return {**cost, **pyspy_profile.summarize(stacks)}
+
+    return {
+        "host": host.name,
+        "programs": programs,
+        "main_pids": pids,
+        "command": record,
+        "published": published,
+        "seconds": a.profile_seconds,
+        "tasks_in_window": tasks,
+        "tasks_per_s": tasks / a.profile_seconds,
+        "queue_ran_dry": not drain.get("done_after_window"),
+        "drain": drain,
+        "main": part(parts["main"]),
+        "pool": part(parts["pool"]),
+        "all": part(stacks),
     }
 
 
@@ -634,6 +723,7 @@ PHASES: dict[str, tuple[str, Callable[[Bench], dict[str, Any]]]] = {
     "provision": ("provision", phase_provision),
     "sweep": ("sweep", phase_sweep),
     "profile": ("profile", phase_profile),
+    "worker-profile": ("worker_profile", phase_worker_profile),
     "scale": ("scale", phase_scale),
 }
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pyspy_profile import package_of, parse_collapsed, summarize
+from pyspy_profile import (
+    cpu_cost,
+    package_of,
+    parse_collapsed,
+    process_of,
+    split_by_process,
+    summarize,
+)
 
 SP = "/opt/kitapp/releases/1/lib/python3.11/site-packages"
 RAW = (
@@ -45,3 +52,31 @@ def test_within_keeps_only_the_stacks_through_that_package() -> None:
     assert summary["samples"] == 9  # the gunicorn-only stack is left out
     by_package = {item["name"]: item["share"] for item in summary["by_package"]}
     assert by_package == {"kombu": 6 / 9, "stdlib:json": 3 / 9}
+
+
+WORKER_RAW = (
+    f'process 20:"celery worker";run ({SP}/celery/worker/worker.py:200);'
+    f"drain_events ({SP}/amqp/connection.py:520) 30\n"
+    # a pool child's stack starts with its parent's pseudo-frame, then its own
+    f'process 20:"celery worker";process 21:"celery worker";'
+    f"trace_task ({SP}/celery/app/trace.py:450);set ({SP}/redis/client.py:2000) 50\n"
+    f'process 20:"celery worker";process 22:"celery worker";'
+    f"trace_task ({SP}/celery/app/trace.py:450) 20\n"
+)
+
+
+def test_stacks_split_into_the_main_process_and_its_pool_children() -> None:
+    stacks = parse_collapsed(WORKER_RAW)
+    assert [process_of(frames) for frames, _ in stacks] == [20, 21, 22]
+    assert process_of(["thread (0x7f)"]) is None
+    parts = split_by_process(stacks, {20})
+    assert [count for _, count in parts["main"]] == [30]
+    assert [count for _, count in parts["pool"]] == [50, 20]
+
+
+def test_cpu_samples_become_cores_busy_and_milliseconds_per_task() -> None:
+    pool = split_by_process(parse_collapsed(WORKER_RAW), {20})["pool"]
+    # 70 samples at 100 Hz = 0.7 CPU seconds over a 2 s window, 35 tasks done in it
+    cost = cpu_cost(pool, rate=100, seconds=2.0, tasks=35)
+    assert cost == {"cpu_samples": 70, "cores_busy": 0.35, "cpu_ms_per_task": 20.0}
+    assert cpu_cost(pool, rate=100, seconds=2.0, tasks=0)["cpu_ms_per_task"] is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from remote.stats import percentile, rate, ratio, steady_rate
+from remote.stats import count_between, percentile, rate, ratio, steady_rate
 from report import (
     cold_provision_seconds,
     compute_ratios,
@@ -183,6 +183,16 @@ def test_sweep_scale_and_profile_rows_and_ratios() -> None:
         "self": [{"name": "send (stdlib:socket)", "samples": 50, "share": 0.25}],
         "inclusive": [],
     }
+    summary = {"by_package": [{"name": "redis", "samples": 40, "share": 0.4}], "self": []}
+    phases["worker_profile"] = {
+        "host": "worker1",
+        "seconds": 15,
+        "tasks_in_window": 3000,
+        "tasks_per_s": 200.0,
+        "queue_ran_dry": False,
+        "main": {"cores_busy": 0.61, "cpu_ms_per_task": 3.05, **summary},
+        "pool": {"cores_busy": 0.9, "cpu_ms_per_task": 4.5, **summary},
+    }
     ratios = {r["name"]: r["value"] for r in compute_ratios(phases)}
     assert ratios["provision warm: twice the hosts / default cluster"] == 1.5
     assert ratios["sweep, short tasks: fastest hand worker / kit workers"] == 420.0 / 400.0
@@ -193,6 +203,8 @@ def test_sweep_scale_and_profile_rows_and_ratios() -> None:
     assert "innermost frame in kombu" in text and "40%" in text
     assert "150.0 s" in text
     assert "batched plays" in text and "90.0 s" in text and "93%" in text
+    assert "3000 (200.0/s)" in text and "queue ran dry" not in text
+    assert "main process: CPU per task" in text and "3.05 ms" in text and "4.50 ms" in text
 
 
 def test_batched_plays_add_up_and_the_last_play_ends_with_the_run() -> None:
@@ -215,3 +227,8 @@ def test_cpu_busy_counts_idle_and_iowait_as_not_busy() -> None:
     # 600 ticks elapsed, 200 of them idle
     assert cpu_busy_fraction(before, after) == 1 - 200 / 600
     assert cpu_busy_fraction(after, after) is None
+
+
+def test_count_between_includes_both_ends() -> None:
+    assert count_between([1.0, 2.0, 3.0, 4.0], 2.0, 3.0) == 2
+    assert count_between([1.0], 2.0, float("inf")) == 0

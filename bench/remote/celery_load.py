@@ -9,7 +9,8 @@ Each subcommand prints one JSON object on stdout; every wait is bounded by --max
                 (seconds, comma-separated), kitapp.sleep tasks instead, their durations cycling
                 through the pattern (the sweep's "long tasks")
   drain         wait until the tasks in --ids-file have a result; the completion times come
-                from the results' date_done, so worker start-up is not counted. With
+                from the results' date_done, so worker start-up is not counted; with
+                --window START,END (epoch seconds) also how many were done within it. With
                 --hand-worker, first start `celery -A kitapp.celery_app worker -Q QUEUE` (the
                 tutorial's way: no other options unless --concurrency/--prefetch are given) and
                 stop it (warm shutdown, then KILL) when done. Result keys are deleted afterwards.
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from stats import rate, steady_rate
+from stats import count_between, rate, steady_rate
 
 NOOP = "kitapp.noop"
 SLEEP = "kitapp.sleep"
@@ -101,7 +102,12 @@ def publish(args: argparse.Namespace) -> dict:
 
 
 def wait_for_results(
-    app: Celery, ids: list[str], deadline: float, alive: Callable[[], bool], poll: float = 0.5
+    app: Celery,
+    ids: list[str],
+    deadline: float,
+    alive: Callable[[], bool],
+    poll: float = 0.5,
+    window: tuple[float, float] | None = None,
 ) -> dict:
     """Polls the result store until every id is ready; deletes the result keys at the end."""
     backend = app.backend
@@ -132,7 +138,14 @@ def wait_for_results(
         backend.client.delete(*[backend.get_key_for_task(tid) for tid in chunk])
     done.sort()
     span = done[-1] - done[0] if len(done) > 1 else 0.0
+    in_window = {}
+    if window:
+        in_window = {
+            "done_in_window": count_between(done, *window),
+            "done_after_window": count_between(done, window[1], float("inf")),
+        }
     return {
+        **in_window,
         "expected": len(ids),
         "done": len(done),
         "states": states,
@@ -188,7 +201,11 @@ def drain(args: argparse.Namespace) -> dict:
     deadline = time.monotonic() + args.max_seconds
     out: dict[str, Any] = {"queue": app.conf.task_default_queue}
     if not args.hand_worker:
-        out.update(wait_for_results(app, ids, deadline, alive=lambda: True))
+        window = None
+        if args.window:
+            start, end = (float(x) for x in args.window.split(","))
+            window = (start, end)
+        out.update(wait_for_results(app, ids, deadline, alive=lambda: True, window=window))
         return out
     proc = start_hand_worker(args)
     try:
@@ -284,6 +301,7 @@ def parser() -> argparse.ArgumentParser:
             cmd.add_argument("--sleep-pattern", default="", help="e.g. 1.0,0.1,0.1,0.1")
         if name == "drain":
             cmd.add_argument("--hand-worker", action="store_true")
+            cmd.add_argument("--window", default="", help="START,END: count results done within")
         if name == "hand-worker":
             cmd.add_argument("--stop-file", required=True)
         if name in ("drain", "hand-worker"):

@@ -54,3 +54,8 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None or denominator == 0:
         return None
     return numerator / denominator
+
+
+def count_between(timestamps: Sequence[float], start: float, end: float) -> int:
+    """How many of the event times fall within [start, end]."""
+    return sum(1 for moment in timestamps if start <= moment <= end)
