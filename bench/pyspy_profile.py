@@ -101,15 +101,36 @@ def split_by_process(
     return parts
 
 
-def cpu_cost(
-    stacks: list[tuple[list[str], int]], rate: int, seconds: float, tasks: int
-) -> dict[str, float | None]:
-    """From stacks recorded without --idle (a sample is a thread on the CPU): how many cores the
-    processes kept busy and the CPU milliseconds that took per task done in the same window."""
+def active_threads(stacks: list[tuple[list[str], int]], rate: int, seconds: float) -> float | None:
+    """From stacks recorded without --idle: how many threads py-spy found not idle, on average.
+    Not CPU time: py-spy counts a thread blocked in a socket read as active (on a worker, its
+    time on the CPU was a third of this or less: compare the kernel's count, proc_cpu_ticks)."""
     samples = sum(count for _, count in stacks)
-    cpu_seconds = samples / rate if rate else 0.0
-    return {
-        "cpu_samples": samples,
-        "cores_busy": cpu_seconds / seconds if seconds > 0 else None,
-        "cpu_ms_per_task": 1000 * cpu_seconds / tasks if tasks > 0 else None,
-    }
+    return samples / rate / seconds if rate and seconds > 0 else None
+
+
+def proc_cpu_ticks(pids: list[int]) -> str:
+    """A shell command printing `cpu <main ticks> <pool ticks>`: the user + system CPU clock ticks
+    so far of the given (main) processes, and of their children: the live ones' own plus what
+    the main processes have reaped (cutime + cstime), as pool children are replaced
+    (--max-tasks-per-child). Fields 14-17 of /proc/PID/stat, counted after `(comm)`."""
+    csv = ",".join(map(str, pids))
+    stats = " ".join(f"/proc/{pid}/stat" for pid in pids)
+    main = f"cat {stats} | sed 's/.*) //' | awk '{{s += $12 + $13}} END {{print s + 0}}'"
+    reaped = f"cat {stats} | sed 's/.*) //' | awk '{{s += $14 + $15}} END {{print s + 0}}'"
+    live = (
+        f"for c in $(pgrep -P {csv}); do cat /proc/$c/stat; done"
+        " | sed 's/.*) //' | awk '{s += $12 + $13} END {print s + 0}'"
+    )
+    return f'echo "cpu $({main}) $(( $({reaped}) + $({live}) ))"'
+
+
+def proc_cpu_seconds(stdout: str) -> dict[str, float]:
+    """{"main": s, "pool": s}: the CPU seconds between the two `cpu` lines of proc_cpu_ticks in
+    stdout, whose last line is `getconf CLK_TCK`."""
+    lines = stdout.split("\n")
+    before, after = (
+        [int(n) for n in line.split()[1:]] for line in lines if line.startswith("cpu ")
+    )
+    hertz = int(stdout.split()[-1])
+    return {key: (after[i] - before[i]) / hertz for i, key in enumerate(("main", "pool"))}

@@ -331,7 +331,7 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
     if wprof is not None:
         add(
             "worker profile",
-            f"py-spy (CPU samples) on {wprof['host']}'s kit workers alone, draining a full queue "
+            f"py-spy and /proc on {wprof['host']}'s kit workers alone, draining a full queue "
             f"for {wprof['seconds']} s",
             "",
         )
@@ -342,12 +342,23 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
         )
         for key, label in (("main", "main process"), ("pool", "pool children")):
             part = wprof[key]
-            add("", f"  {label}: cores busy", fmt(part["cores_busy"], "", 2))
+            active = fmt(part["pyspy_active_threads"], "", 2)
+            add("", f"  {label}: cores busy (kernel)", fmt(part["cores_busy"], "", 2))
             add("", f"  {label}: CPU per task", fmt(part["cpu_ms_per_task"], " ms", 2))
+            add("", f"  {label}: threads py-spy saw not idle", active)
             for item in part["by_package"][:5]:
-                add("", f"    in {item['name']}", f"{item['share']:.0%}")
+                add("", f"    not idle in {item['name']}", f"{item['share']:.0%}")
             for item in part["self"][:4]:
                 add("", f"    {item['name']}"[:100], f"{item['share']:.0%}")
+        machine = wprof.get("machine") or {}
+        if machine.get("cpu_busy") is not None:
+            add("", "  this machine's CPUs busy (all containers)", f"{machine['cpu_busy']:.0%}")
+        for name, used in (machine.get("containers") or {}).items():
+            add(
+                "",
+                f"  container {name}: cores busy, CPU per task",
+                f"{fmt(used['cores_busy'], '', 2)}, {fmt(used['cpu_ms_per_task'], ' ms', 2)}",
+            )
     return rows
 
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import chart
 import e2e_latency
+import machine_cpu
 import provision
 import pyspy_profile
 import requests
@@ -57,7 +58,7 @@ from cluster import (
     worker_programs,
 )
 from progress import Progress
-from report import compute_ratios, format_table, parse_wrk, table_rows
+from report import compute_ratios, cpu_busy_fraction, format_table, parse_wrk, table_rows
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HAND_QUEUE = "bench-hand"
@@ -632,8 +633,18 @@ def phase_worker_profile(bench: Bench) -> dict[str, Any]:
         )
         both = " ".join(f"{record} --pid {pid} --output {output}.{pid} &" for pid in pids)
         bench.say(f"{record} --pid {' '.join(map(str, pids))}", host.name)
-        started = host.run(f"date +%s.%N; {both} wait", timeout=a.profile_seconds + 60)
+        cpu = pyspy_profile.proc_cpu_ticks(pids)
+        usage_before, stat_before = machine_cpu.read_usage(), provision.PROC_STAT.read_text()
+        recording_started = time.perf_counter()
+        started = host.run(
+            f"date +%s.%N; {cpu}; {both} wait; {cpu}; getconf CLK_TCK",
+            timeout=a.profile_seconds + 60,
+        )
+        elapsed = time.perf_counter() - recording_started
+        containers = machine_cpu.usage_between(usage_before, machine_cpu.read_usage())
+        machine_busy = cpu_busy_fraction(stat_before, provision.PROC_STAT.read_text())
         window_start = float(started.stdout.split()[0])
+        kernel = pyspy_profile.proc_cpu_seconds(started.stdout)
         raw = host.run(f"cat {output}.* && rm -f {output}.*", timeout=60).stdout
     finally:
         bench.say("starting the kit workers again")
@@ -656,10 +667,21 @@ def phase_worker_profile(bench: Bench) -> dict[str, Any]:
         bench.say("WARNING: the queue ran dry within the window: raise BENCH_PROFILE_TASKS")
     stacks = pyspy_profile.parse_collapsed(raw)
     parts = pyspy_profile.split_by_process(stacks, set(pids))
+    rate = tasks / a.profile_seconds
 
-    def part(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
-        cost = pyspy_profile.cpu_cost(stacks, PYSPY_RATE, a.profile_seconds, tasks)
-        return {**cost, **pyspy_profile.summarize(stacks)}
+    def per_task(cpu_seconds: float, seconds: float) -> float | None:
+        """CPU ms per task at the window's task rate."""
+        return 1000 * cpu_seconds / (rate * seconds) if rate > 0 and seconds > 0 else None
+
+    def part(key: str) -> dict[str, Any]:
+        return {
+            "cores_busy": kernel[key] / a.profile_seconds,
+            "cpu_ms_per_task": per_task(kernel[key], a.profile_seconds),
+            "pyspy_active_threads": pyspy_profile.active_threads(
+                parts[key], PYSPY_RATE, a.profile_seconds
+            ),
+            **pyspy_profile.summarize(parts[key]),
+        }
 
     return {
         "host": host.name,
@@ -669,12 +691,22 @@ def phase_worker_profile(bench: Bench) -> dict[str, Any]:
         "published": published,
         "seconds": a.profile_seconds,
         "tasks_in_window": tasks,
-        "tasks_per_s": tasks / a.profile_seconds,
+        "tasks_per_s": rate,
         "queue_ran_dry": not drain.get("done_after_window"),
         "drain": drain,
-        "main": part(parts["main"]),
-        "pool": part(parts["pool"]),
-        "all": part(stacks),
+        # CPU time from the kernel (/proc/PID/stat on the worker host); py-spy's samples give
+        # the shares of where the non-idle time goes, waits in socket reads included
+        "main": part("main"),
+        "pool": part("pool"),
+        # every container's CPU over the same recording (read on the LXC host: ssh included)
+        "machine": {
+            "seconds": elapsed,
+            "cpu_busy": machine_busy,
+            "containers": {
+                name: {"cores_busy": used / elapsed, "cpu_ms_per_task": per_task(used, elapsed)}
+                for name, used in containers.items()
+            },
+        },
     }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pyspy_profile import (
-    cpu_cost,
+    active_threads,
     package_of,
     parse_collapsed,
+    proc_cpu_seconds,
+    proc_cpu_ticks,
     process_of,
     split_by_process,
     summarize,
@@ -74,9 +76,16 @@ def test_stacks_split_into_the_main_process_and_its_pool_children() -> None:
     assert [count for _, count in parts["pool"]] == [50, 20]
 
 
-def test_cpu_samples_become_cores_busy_and_milliseconds_per_task() -> None:
+def test_samples_not_idle_become_active_threads_on_average() -> None:
     pool = split_by_process(parse_collapsed(WORKER_RAW), {20})["pool"]
-    # 70 samples at 100 Hz = 0.7 CPU seconds over a 2 s window, 35 tasks done in it
-    cost = cpu_cost(pool, rate=100, seconds=2.0, tasks=35)
-    assert cost == {"cpu_samples": 70, "cores_busy": 0.35, "cpu_ms_per_task": 20.0}
-    assert cpu_cost(pool, rate=100, seconds=2.0, tasks=0)["cpu_ms_per_task"] is None
+    # 70 samples at 100 Hz over a 2 s window: 0.35 threads not idle on average
+    assert active_threads(pool, rate=100, seconds=2.0) == 0.35
+    assert active_threads(pool, rate=100, seconds=0) is None
+
+
+def test_proc_cpu_ticks_become_cpu_seconds_of_main_processes_and_pool() -> None:
+    command = proc_cpu_ticks([20, 30])
+    assert "/proc/20/stat /proc/30/stat" in command and "pgrep -P 20,30" in command
+    assert "$14 + $15" in command  # children reaped during the window still count
+    stdout = "1764635000.123\ncpu 500 1200\nSampling...\ncpu 650 1500\n100\n"
+    assert proc_cpu_seconds(stdout) == {"main": 1.5, "pool": 3.0}

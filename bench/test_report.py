@@ -190,8 +190,23 @@ def test_sweep_scale_and_profile_rows_and_ratios() -> None:
         "tasks_in_window": 3000,
         "tasks_per_s": 200.0,
         "queue_ran_dry": False,
-        "main": {"cores_busy": 0.61, "cpu_ms_per_task": 3.05, **summary},
-        "pool": {"cores_busy": 0.9, "cpu_ms_per_task": 4.5, **summary},
+        "main": {
+            "cores_busy": 0.61,
+            "cpu_ms_per_task": 3.05,
+            "pyspy_active_threads": 0.9,
+            **summary,
+        },
+        "pool": {
+            "cores_busy": 0.93,
+            "cpu_ms_per_task": 4.5,
+            "pyspy_active_threads": 1.2,
+            **summary,
+        },
+        "machine": {
+            "seconds": 16.0,
+            "cpu_busy": 0.97,
+            "containers": {"broker1": {"cores_busy": 0.4, "cpu_ms_per_task": 2.13}},
+        },
     }
     ratios = {r["name"]: r["value"] for r in compute_ratios(phases)}
     assert ratios["provision warm: twice the hosts / default cluster"] == 1.5
@@ -205,6 +220,9 @@ def test_sweep_scale_and_profile_rows_and_ratios() -> None:
     assert "batched plays" in text and "90.0 s" in text and "93%" in text
     assert "3000 (200.0/s)" in text and "queue ran dry" not in text
     assert "main process: CPU per task" in text and "3.05 ms" in text and "4.50 ms" in text
+    assert "pool children: cores busy (kernel)" in text and "0.93" in text
+    assert "container broker1: cores busy, CPU per task" in text and "0.40, 2.13 ms" in text
+    assert "all containers)" in text and "97%" in text
 
 
 def test_batched_plays_add_up_and_the_last_play_ends_with_the_run() -> None:
