@@ -114,14 +114,16 @@ def proc_cpu_ticks(pids: list[int]) -> str:
     so far of the given (main) processes, and of their children: the live ones' own plus what
     the main processes have reaped (cutime + cstime), as pool children are replaced
     (--max-tasks-per-child). Fields 14-17 of /proc/PID/stat, counted after `(comm)`."""
-    csv = ",".join(map(str, pids))
+
+    def total(first: int) -> str:
+        """Sums fields first and first + 1 of the stat lines on stdin (after `(comm) `)."""
+        return f"sed 's/.*) //' | awk '{{s += ${first} + ${first + 1}}} END {{print s + 0}}'"
+
     stats = " ".join(f"/proc/{pid}/stat" for pid in pids)
-    main = f"cat {stats} | sed 's/.*) //' | awk '{{s += $12 + $13}} END {{print s + 0}}'"
-    reaped = f"cat {stats} | sed 's/.*) //' | awk '{{s += $14 + $15}} END {{print s + 0}}'"
-    live = (
-        f"for c in $(pgrep -P {csv}); do cat /proc/$c/stat; done"
-        " | sed 's/.*) //' | awk '{s += $12 + $13} END {print s + 0}'"
-    )
+    children = f"for c in $(pgrep -P {','.join(map(str, pids))}); do cat /proc/$c/stat; done"
+    main = f"cat {stats} | {total(12)}"
+    reaped = f"cat {stats} | {total(14)}"
+    live = f"{children} | {total(12)}"
     return f'echo "cpu $({main}) $(( $({reaped}) + $({live}) ))"'
 
 

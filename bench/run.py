@@ -206,11 +206,12 @@ class Bench:
             self.say(f"WARNING: {argv[1]} incomplete: {out.get('missing')} tasks not done")
         return out
 
-    def supervisor(self, action: str) -> None:
-        """stop/start every kit worker program on every worker host (all hosts at once)."""
+    def supervisor(self, action: str, hosts: list[Host] | None = None) -> list[str]:
+        """stop/start every kit worker program on every worker host, or on the given ones (all at
+        once); checks they all reached the state and returns each host's `supervisorctl status`."""
 
-        def one(host: Host) -> None:
-            programs = " ".join(f"{name}:*" for name in worker_programs(host.vars))
+        def one(host: Host) -> str:
+            programs = program_globs(host)
             self.say(f"supervisorctl {action} {programs}", host.name)
             # "already started/stopped" is not an error; the status check below decides.
             host.run(
@@ -221,8 +222,9 @@ class Bench:
             lines = [ln for ln in status.stdout.splitlines() if ln.strip()]
             if not lines or not all(want in ln for ln in lines):
                 raise RemoteError(f"{host.name}: after `{action}`: {status.stdout.strip()}")
+            return status.stdout
 
-        parallel(one, self.workers)
+        return parallel(one, self.workers if hosts is None else hosts)
 
     def kill_hand_worker(self, host: Host | None = None) -> None:
         pid_file = shlex.quote(f"{self.workdir}/hand-worker.pid")
@@ -607,22 +609,27 @@ def phase_profile(bench: Bench) -> dict[str, Any]:
     }
 
 
+def program_globs(host: Host) -> str:
+    """The host's kit worker programs as supervisorctl arguments (every process of each group)."""
+    return " ".join(f"{name}:*" for name in worker_programs(host.vars))
+
+
 def phase_worker_profile(bench: Bench) -> dict[str, Any]:
-    """py-spy samples one worker host's kit workers (main processes and their pool children; CPU
-    time only, no --idle) while they drain a queue filled beforehand, every other kit worker
-    paused; the tasks done within the sampled window turn samples into CPU ms per task."""
+    """One worker host's kit workers drain a queue filled beforehand, every other kit worker
+    paused. The kernel counts their CPU time (main processes, pool children) and every
+    container's over the window; py-spy (no --idle) samples where their non-idle time goes; the
+    tasks done within the window turn CPU seconds into CPU ms per task."""
     a = bench.args
     host = bench.driver
     ensure_pyspy(bench, host)
-    programs = " ".join(f"{name}:*" for name in worker_programs(host.vars))
+    programs = program_globs(host)
     output = f"/tmp/kitbench-worker-profile-{bench.run_id}"
     bench.say("pausing the kit workers (queue fills while nothing consumes)")
     bench.supervisor("stop")
     try:
         published = publish(bench, None, a.profile_tasks, "profile.ids")
-        bench.say(f"supervisorctl start {programs} (only this host's workers)", host.name)
-        host.run(f"supervisorctl start {programs}", timeout=120, check=False)
-        status = host.run(f"supervisorctl status {programs}", timeout=30, check=False).stdout
+        bench.say("starting only this host's kit workers", host.name)
+        status = bench.supervisor("start", [host])[0]
         pids = [int(pid) for pid in re.findall(r"RUNNING +pid (\d+)", status)]
         if not pids:
             raise RemoteError(f"{host.name}: no kit worker RUNNING after start: {status.strip()}")
