@@ -1,8 +1,8 @@
-"""The app's processes on a host, whatever runs them (`celery_process_manager`: supervisor
-programs or systemd units), so one test suite proves both choices.
+"""The app's processes on a host, whatever runs them (the app_processes role renders them as
+supervisor programs or systemd units), so one test suite proves both choices.
 
-Names are the manager's own: supervisor "kitapp-worker-default:kitapp-worker-default-00",
-systemd "kitapp-worker-default@00.service".
+Names are the manager's own, as the role resolved them (`app_processes_instances`): supervisor
+"kitapp-worker-default:kitapp-worker-default-00", systemd "kitapp-worker-default@00.service".
 """
 
 from __future__ import annotations
@@ -21,37 +21,36 @@ class StopSettings:
 
 
 class AppProcesses:
+    """The host's app processes as the app_processes role named them (`app_processes_instances`,
+    resolved by Ansible): no naming rule of its own."""
+
     def __init__(self, host, hv: dict) -> None:
         self.host = host
         self.hv = hv
-        self.app = hv["celery_app_name"]
-        self.systemd = hv["celery_process_manager"] == "systemd"
+        self.systemd = hv["app_processes_manager"] == "systemd"
+        # Every process of the host's programs; those of removed programs (beat on a host that
+        # is not the beat host) have state "absent".
+        self.instances: list[dict] = hv["app_processes_instances"]
+        self.present = [i for i in self.instances if i["state"] == "present"]
 
     # Names
     def workers(self, group: dict | None = None) -> list[str]:
-        groups = [group] if group else self.hv["celery_worker_groups"]
-        names = []
-        for g in groups:
-            program = f"{self.app}-worker-{g['name']}"
-            for i in range(int(g.get("numprocs", 1))):
-                names.append(
-                    f"{program}@{i:02d}.service" if self.systemd else f"{program}:{program}-{i:02d}"
-                )
-        return names
+        """Every worker process this host should run (of one group, or of all)."""
+        return [
+            i["control"]
+            for i in self.present
+            if i["role"] == "celery_worker" and (group is None or i["group"] == group["name"])
+        ]
 
     def service(self, role: str) -> str:
-        """beat, gunicorn or flower."""
-        return f"{self.app}-{role}.service" if self.systemd else f"{self.app}-{role}"
+        """beat, gunicorn or flower: the one process of that role's program, running or removed."""
+        role = {"beat": "celery_beat"}.get(role, role)
+        (name,) = [i["control"] for i in self.instances if i["role"] == role]
+        return name
 
     def all(self) -> list[str]:
-        """Every app process this host should run, by its groups."""
-        groups = self.hv["groups"]
-        names = self.workers() if "celery_workers" in groups else []
-        if "celery_beat" in groups:
-            names.append(self.service("beat"))
-        if "web" in groups:
-            names += [self.service("gunicorn"), self.service("flower")]
-        return names
+        """Every app process this host should run."""
+        return [i["control"] for i in self.present]
 
     # State
     def state(self, name: str) -> tuple[str, int]:
@@ -85,13 +84,14 @@ class AppProcesses:
         )
 
     # Control
-    def stop(self, name: str) -> None:
+    def stop(self, *names: str) -> None:
+        """Stops every named process with one command (each waits for its warm stop)."""
         command = "systemctl stop" if self.systemd else "supervisorctl stop"
-        self.host.run_expect([0], f"{command} {name}")
+        self.host.run_expect([0], f"{command} {' '.join(names)}")
 
-    def start(self, name: str) -> None:
+    def start(self, *names: str) -> None:
         command = "systemctl start" if self.systemd else "supervisorctl start"
-        self.host.run_expect([0], f"{command} {name}")
+        self.host.run_expect([0], f"{command} {' '.join(names)}")
 
     # Configuration
     def restarts_when_it_dies(self, name: str) -> bool:
@@ -126,7 +126,8 @@ class AppProcesses:
     def _program(self, name: str) -> configparser.SectionProxy:
         program = name.split(":", 1)[0]
         parser = configparser.RawConfigParser()
-        parser.read_string(self.host.file(f"/etc/supervisor/conf.d/{program}.conf").content_string)
+        folder = self.hv["app_processes_supervisor_dir"]
+        parser.read_string(self.host.file(f"{folder}/{program}.conf").content_string)
         return parser[f"program:{program}"]
 
 

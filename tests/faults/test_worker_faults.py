@@ -208,7 +208,7 @@ def test_stopping_workers_lets_running_jobs_finish(
             processes.start(process)
     time.sleep(DRAIN_POLL_SECONDS)
     outcome = batch.outcome(
-        f"workers stopped ({kit_vars[worker_hosts[0]]['celery_process_manager']}) during long jobs",
+        f"workers stopped ({kit_vars[worker_hosts[0]]['app_processes_manager']}) during long jobs",
         ledger,
         fault_at=fault_at,
         drained_at=fault_at + max(stopped.values()),

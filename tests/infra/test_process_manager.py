@@ -1,5 +1,5 @@
-"""The app's processes run under the process manager the inventory chose
-(celery_process_manager): every one runs, starts at boot and is restarted when it dies.
+"""The app's processes run under the process manager the inventory chose (celery_process_manager,
+as app_processes_manager): every one runs, starts at boot and is restarted when it dies.
 With supervisor: the distribution's package, itself restarted by systemd."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def test_supervisor_is_the_distribution_package_restarted_by_systemd_or_absent(
     host, kit_vars
 ) -> None:
     """supervisor when chosen (never a pip install against PEP 668); with systemd, none at all."""
-    chosen = kit_vars[host.backend.get_hostname()]["celery_process_manager"] == "supervisor"
+    chosen = kit_vars[host.backend.get_hostname()]["app_processes_manager"] == "supervisor"
     assert host.package("supervisor").is_installed == chosen
     assert not host.exists("/usr/local/bin/supervisord")
     if chosen:
