@@ -1,8 +1,10 @@
 """The cluster as the inventory describes it: resolved variables and commands on its hosts.
 
-Names, addresses, ports, paths and users come from ansible/resolve-vars.yml (the way
+Names, addresses, ports, paths and users come from tests/resolve-vars.yml (the way
 tests/conftest.py reads them); commands run over testinfra's Ansible backend (the inventory's
-own SSH settings), as root, and scripts run as the app user through the app's with-env.
+own SSH settings), as root, and scripts run as the app user through the app's with-env. The
+app's processes are controlled the way the tests control them (tests/app_processes.py), so the
+bench runs on either process manager the kit supports (supervisor or systemd).
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 REMOTE_DIR = Path(__file__).resolve().parent / "remote"
 DEFAULT_INVENTORY = ROOT / "ansible" / "inventories" / "vagrant"
 ANSIBLE_ENV = {"ANSIBLE_CONFIG": str(ROOT / "ansible" / "ansible.cfg")}
+TESTS_DIR = ROOT / "tests"  # on sys.path, as pytest puts it for the tests (tests/conftest.py)
+if str(TESTS_DIR) not in sys.path:
+    sys.path.append(str(TESTS_DIR))
+
+from app_processes import AppProcesses  # noqa: E402 - tests/app_processes.py, through TESTS_DIR
 
 T = TypeVar("T")
 
@@ -45,7 +55,7 @@ def resolve_vars(inventory: Path) -> dict[str, dict[str, Any]]:
                 "ansible-playbook",
                 "-i",
                 str(inventory),
-                str(ROOT / "ansible" / "resolve-vars.yml"),
+                str(ROOT / "tests" / "resolve-vars.yml"),
                 "-e",
                 f"kit_vars_file={out}",
             ],
@@ -76,6 +86,8 @@ class Host:
         self._host = testinfra.get_host(
             f"ansible://{name}?ansible_inventory={inventory}", sudo=True
         )
+        self._bounded = BoundedHost(self)
+        self._stop_timeout: float | None = None
 
     @property
     def app_user(self) -> str:
@@ -91,6 +103,47 @@ class Host:
                 f"{(result.stderr or result.stdout).strip()[-1500:]}"
             )
         return result
+
+    @cached_property
+    def processes(self) -> AppProcesses:
+        """The app's processes on this host, whatever manager runs them: the tests' process
+        control (tests/app_processes.py), its commands bounded like run()'s."""
+        return AppProcesses(self._bounded, self.vars)
+
+    def kit_workers(self) -> list[str]:
+        """The host's kit worker processes, as its process manager names them (every process of
+        every worker group the roles deployed here)."""
+        return [
+            name
+            for group in self.vars["celery_worker_groups"]
+            if group.get("state", "present") == "present"
+            for name in self.processes.workers(group)
+        ]
+
+    def stop_timeout(self) -> float:
+        """Bound of one stop or start of every kit worker: the manager waits up to each process's
+        warm-stop time, one process after another at worst (supervisorctl with process names),
+        plus slack. Read once per host."""
+        if self._stop_timeout is None:
+            waits = [self.processes.stop_settings(name).wait_seconds for name in self.kit_workers()]
+            self._stop_timeout = float(sum(waits) + 60)
+        return self._stop_timeout
+
+    def control_workers(self, action: str) -> dict[str, int]:
+        """Stops or starts every kit worker process (one manager command for all of them), checks
+        they all reached the state (RUNNING, or not) and returns each one's main pid (0: not
+        running)."""
+        control = {"stop": self.processes.stop, "start": self.processes.start}[action]
+        names = self.kit_workers()
+        if not names:
+            return {}
+        with self._bounded.limit(self.stop_timeout()):
+            control(*names)
+        states = {name: self.processes.state(name) for name in names}
+        if any((state == "RUNNING") != (action == "start") for state, _ in states.values()):
+            found = ", ".join(f"{name} {state}" for name, (state, _) in states.items())
+            raise RemoteError(f"{self.name}: after `{action}`: {found}")
+        return {name: pid for name, (_, pid) in states.items()}
 
     def reachable(self) -> str | None:
         """None if the host answers over SSH with sudo, else the reason it does not."""
@@ -137,19 +190,46 @@ class Host:
         return out
 
 
+class BoundedHost:
+    """The testinfra host API AppProcesses uses (run, run_expect; file, service and the rest are
+    testinfra's own), every command run through Host.run: killed after `timeout` seconds."""
+
+    def __init__(self, host: Host, timeout: float = 30) -> None:
+        self._owner = host
+        self.timeout = timeout
+
+    @contextmanager
+    def limit(self, timeout: float) -> Iterator[None]:
+        """Each command run within the block gets `timeout` seconds."""
+        before, self.timeout = self.timeout, timeout
+        try:
+            yield
+        finally:
+            self.timeout = before
+
+    def run(self, command: str, *args: str) -> Any:
+        if args:  # testinfra's own substitution: each argument shell-quoted
+            command = command % tuple(shlex.quote(str(arg)) for arg in args)
+        return self._owner.run(command, timeout=self.timeout, check=False)
+
+    def run_expect(self, expected: list[int], command: str, *args: str) -> Any:
+        result = self.run(command, *args)
+        if result.rc not in expected:
+            raise RemoteError(
+                f"{self._owner.name}: `{command[:200]}` exited {result.rc}: "
+                f"{(result.stderr or result.stdout).strip()[-1500:]}"
+            )
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._owner._host, name)
+
+
 def remote_files() -> dict[str, bytes]:
     """The scripts copied to a host: everything in bench/remote."""
     return {p.name: p.read_bytes() for p in sorted(REMOTE_DIR.iterdir()) if p.is_file()}
-
-
-def worker_programs(hostvars: dict[str, Any]) -> list[str]:
-    """Supervisor program names of the worker groups the roles deployed on a host."""
-    app = hostvars["celery_app_name"]
-    return [
-        f"{app}-worker-{group['name']}"
-        for group in hostvars["celery_worker_groups"]
-        if group.get("state", "present") == "present"
-    ]
 
 
 def kit_worker_processes(kit_vars: dict[str, dict[str, Any]]) -> int:
