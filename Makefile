@@ -44,13 +44,14 @@ down:
 
 lint: venv
 	yamllint -s .
+	python tests/lint/role_specs.py
 	cd ansible && ansible-lint --profile production
 	ruff check app tests ansible/inventories bench
 	ruff format --check app tests ansible/inventories bench
 
 # Pure logic, and site.yml's refusal of bad inventories (no hosts needed: it stops first).
 unit: venv
-	pytest -q app/tests/unit bench/test_report.py bench/test_pyspy_profile.py bench/test_machine_cpu.py tests/unit tests/preflight tests/faults/test_ledger_batch.py
+	pytest -q app/tests/unit bench/test_report.py bench/test_pyspy_profile.py bench/test_machine_cpu.py bench/test_cluster.py tests/unit tests/preflight tests/faults/test_ledger_batch.py
 
 integration: venv
 	app/tests/integration/services.sh start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 import requests
 
-ANSIBLE_DIR = Path(__file__).resolve().parents[1] / "ansible"
+TESTS_DIR = Path(__file__).resolve().parent
+ANSIBLE_DIR = TESTS_DIR.parent / "ansible"
 ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")}
+# The tests' resolution of the deployment's variables (a playbook, run from ansible/ too).
+RESOLVE_VARS = TESTS_DIR / "resolve-vars.yml"
 
 
 def run_playbook(inventory: str, name: str, *args: str) -> subprocess.CompletedProcess:
@@ -31,6 +35,13 @@ def playbook(inventory: str, name: str, *args: str) -> str:
     run = run_playbook(inventory, name, *args)
     assert run.returncode == 0, f"{name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}"
     return run.stdout
+
+
+def resolve_vars(inventory: str, out: Path, *args: str) -> dict:
+    """Per inventory host, the deployment's non-secret variables as site.yml sees them, resolved
+    by tests/resolve-vars.yml into `out` (extra ARGS: e.g. -e @definition, -e kit_secrets_file=)."""
+    playbook(inventory, str(RESOLVE_VARS), "-e", f"kit_vars_file={out}", *args)
+    return json.loads(out.read_text())
 
 
 def changed_per_host(output: str) -> dict[str, int]:

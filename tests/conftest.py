@@ -1,7 +1,7 @@
 """Shared fixtures: the deployment's variables, resolved from the inventory in use.
 
 Hosts, paths, ports, users and vhosts are defined once (role defaults + inventory group_vars);
-`ansible/resolve-vars.yml` resolves them with Ansible itself and the tests read the result.
+`tests/resolve-vars.yml` resolves them with Ansible itself and the tests read the result.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from cluster_runs import playbook
+from cluster_runs import resolve_vars
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = ROOT / "ansible" / "inventories" / "vagrant"
@@ -34,15 +34,8 @@ def resolved(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     folder = tmp_path_factory.mktemp("kit-vars")
     folder.chmod(0o700)
     out, secrets = folder / "kit-vars.json", folder / "kit-secrets.json"
-    playbook(
-        inventory,
-        "resolve-vars.yml",
-        "-e",
-        f"kit_vars_file={out}",
-        "-e",
-        f"kit_secrets_file={secrets}",
-    )
-    return json.loads(out.read_text()), json.loads(secrets.read_text())
+    kit_vars = resolve_vars(inventory, out, "-e", f"kit_secrets_file={secrets}")
+    return kit_vars, json.loads(secrets.read_text())
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
 from app_processes import AppProcesses
-from cluster_runs import playbook
+from cluster_runs import playbook, resolve_vars
 from sample_project import DEFINITION, PACKAGED_DEFINITION
 
 
@@ -21,9 +20,7 @@ def second_project() -> dict:
 def resolve_project_vars(inventory: str, definition: Path, folder: Path) -> dict:
     """Per inventory host, the variables as the roles resolve them for the project `definition`
     (deployed with app.yml -e @definition)."""
-    out = folder / "vars.json"
-    playbook(inventory, "resolve-vars.yml", "-e", f"@{definition}", "-e", f"kit_vars_file={out}")
-    return json.loads(out.read_text())
+    return resolve_vars(inventory, folder / "vars.json", "-e", f"@{definition}")
 
 
 @pytest.fixture(scope="session")

@@ -45,12 +45,13 @@ def good_inventory() -> dict:
     }
 
 
-# The secrets an inventory's vault holds, as ansible/secrets.yml generates them.
-VAULT_SECRETS = list(
-    yaml.safe_load((ROOT / "ansible" / "secrets.yml").read_text())[0]["vars"][
-        "kit_generated_secrets"
+# The secrets an inventory's vault holds, as ansible/secrets.yml generates them (kit_secrets).
+VAULT_SECRETS = [
+    f"vault_{name}"
+    for name in yaml.safe_load((ROOT / "ansible" / "group_vars" / "all.yml").read_text())[
+        "kit_secrets"
     ]
-)
+]
 
 
 def write_vault(path: Path, password_file: Path, drop: str | None = None) -> None:

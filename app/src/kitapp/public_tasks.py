@@ -9,8 +9,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kitapp.url_policy import MAX_URL_LENGTH
+
 MAX_SLEEP_SECONDS = 600.0
-MAX_URL_CHARS = 2048
 MAX_LEDGER_SECONDS = 60.0
 REQUEST_FIELDS = ("task", "args", "kwargs")
 
@@ -80,7 +81,7 @@ PUBLIC_TASKS: Mapping[str, TaskSpec] = {
         _spec("taskPrintSystemRelease"),
         _spec("noop"),
         _spec("sleep", ArgSpec("seconds", float, minimum=0.0, maximum=MAX_SLEEP_SECONDS)),
-        _spec("download", ArgSpec("url", str, max_length=MAX_URL_CHARS)),
+        _spec("download", ArgSpec("url", str, max_length=MAX_URL_LENGTH)),
         _spec("ledger", ArgSpec("seconds", float, minimum=0.0, maximum=MAX_LEDGER_SECONDS)),
     )
 }

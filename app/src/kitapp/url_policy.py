@@ -19,6 +19,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Iterable[str]]
 
 ALLOWED_SCHEMES = ("http", "https")
+# The longest URL the download task takes (the job request schema, public_tasks, uses it too).
 MAX_URL_LENGTH = 2048
 
 
