@@ -15,17 +15,23 @@ testinfra_hosts = [
     "ansible://web",
 ]
 
+# Per group: the variables naming the ports only cluster hosts may open (each a port or a list).
 CLUSTER_ONLY = {
     "rabbitmq": [
         "rabbitmq_amqp_port",
         "rabbitmq_tls_port",
-        4369,
-        25672,
+        "rabbitmq_erlang_ports",
         "rabbitmq_management_port",
     ],
     "redis": ["redis_port"],
     "web": ["gunicorn_tcp_port"],
 }
+
+
+def single_ports(value) -> list[int]:
+    """The single ports of a port variable (ranges "a:b" left out)."""
+    values = value if isinstance(value, list) else [value]
+    return [int(v) for v in values if ":" not in str(v)]
 
 
 def reachable(address: str, port: int) -> bool:
@@ -50,9 +56,10 @@ def test_ufw_is_enabled_at_boot(host) -> None:
 def test_host_outside_the_cluster_cannot_open_cluster_ports(host, kit_vars) -> None:
     hv = kit_vars[host.backend.get_hostname()]
     ports = sorted(
-        int(hv[p]) if isinstance(p, str) else p
+        port
         for group in hv["groups"]
-        for p in CLUSTER_ONLY.get(group, [])
+        for name in CLUSTER_ONLY.get(group, [])
+        for port in single_ports(hv[name])
     )
     assert [p for p in ports if reachable(hv["cluster_address"], p)] == []
 
