@@ -227,7 +227,8 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     celery = ran("celery", "celery no-op")
     if celery is not None:
-        for label, key in (("kit workers (supervisor)", "kit"), ("hand-started worker", "hand")):
+        manager = (celery.get("kit") or {}).get("process_manager") or "supervisor"
+        for label, key in ((f"kit workers ({manager})", "kit"), ("hand-started worker", "hand")):
             part = celery.get(key) or {}
             if "error" in part:
                 add("celery no-op", label, f"ERROR: {part['error']}")

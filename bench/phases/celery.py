@@ -43,6 +43,9 @@ def run(bench: Bench) -> dict[str, Any]:
             str(bench.args.max_seconds),
         ]
     )
+    out["kit"]["process_manager"] = ", ".join(
+        sorted({h.vars["app_processes_manager"] for h in bench.workers})
+    )
     out["kit"]["workers"] = {
         h.name: {
             g["name"]: {k: g.get(k) for k in ("queues", "concurrency", "numprocs")}
