@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +32,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.append(str(TESTS_DIR))
 
 from app_processes import AppProcesses  # noqa: E402 - tests/app_processes.py, through TESTS_DIR
+from cluster_runs import RESOLVE_VARS, run_playbook  # noqa: E402 - the tests' playbook runner
 
 T = TypeVar("T")
 
@@ -50,20 +49,7 @@ def resolve_vars(inventory: Path) -> dict[str, dict[str, Any]]:
     """Per inventory host: its groups, cluster address and the roles' resolved variables."""
     with tempfile.TemporaryDirectory(prefix="kit-bench-vars-") as tmp:
         out = Path(tmp) / "kit-vars.json"
-        proc = subprocess.run(
-            [
-                "ansible-playbook",
-                "-i",
-                str(inventory),
-                str(ROOT / "tests" / "resolve-vars.yml"),
-                "-e",
-                f"kit_vars_file={out}",
-            ],
-            cwd=ROOT / "ansible",
-            env={**os.environ, **ANSIBLE_ENV},
-            capture_output=True,
-            text=True,
-        )
+        proc = run_playbook(str(inventory), str(RESOLVE_VARS), "-e", f"kit_vars_file={out}")
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr)[-2000:]
             raise ClusterNotUp(f"resolving the inventory's variables failed:\n{tail}")
@@ -113,12 +99,7 @@ class Host:
     def kit_workers(self) -> list[str]:
         """The host's kit worker processes, as its process manager names them (every process of
         every worker group the roles deployed here)."""
-        return [
-            name
-            for group in self.vars["celery_worker_groups"]
-            if group.get("state", "present") == "present"
-            for name in self.processes.workers(group)
-        ]
+        return self.processes.workers()
 
     def stop_timeout(self) -> float:
         """Bound of one stop or start of every kit worker: the manager waits up to each process's

@@ -34,7 +34,7 @@ class FakeTestinfra:
 
 
 class FakeProcesses:
-    """AppProcesses' interface: workers(group), state, stop/start(*names), stop_settings."""
+    """AppProcesses' interface: workers(group=None), state, stop/start(*names), stop_settings."""
 
     def __init__(self, bounded: BoundedHost, stuck: str = "") -> None:
         self.bounded = bounded
@@ -43,8 +43,9 @@ class FakeProcesses:
         self.calls: list[tuple[str, tuple[str, ...], float]] = []
 
     def workers(self, group: dict[str, Any] | None = None) -> list[str]:
-        assert group is not None
-        return [f"w-{group['name']}-{i}" for i in range(int(group.get("numprocs", 1)))]
+        """Like AppProcesses: every process of the group, or of every group still deployed."""
+        groups = [group] if group else [g for g in GROUPS if g.get("state", "present") == "present"]
+        return [f"w-{g['name']}-{i}" for g in groups for i in range(int(g.get("numprocs", 1)))]
 
     def stop(self, *names: str) -> None:
         self.calls.append(("stop", names, self.bounded.timeout))
