@@ -56,7 +56,32 @@ provision() {
   vagrant provision 2>&1 | tee "$1"
 }
 
+# LXC containers under this cluster's names that this checkout's Vagrant does not own (a run
+# from another clone, or one cut off before its teardown) make `vagrant up` refuse. The cluster
+# test owns those names and destroys them, saying so; `up` stops and says how to remove them.
+clear_foreign_containers() {
+  [ "${VAGRANT_DEFAULT_PROVIDER:-lxc}" = lxc ] || return 0
+  local prefix names name container
+  prefix=$(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["lxc_container_prefix"]')
+  names=$(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].map { |m| m["name"] }')
+  for name in $names; do
+    container="$prefix$name"
+    sudo lxc-info -n "$container" >/dev/null 2>&1 || continue
+    [ "$(cat ".vagrant/machines/$name/lxc/id" 2>/dev/null)" = "$container" ] && continue
+    if [ "$mode" = test ]; then
+      echo "destroying container $container: left by another checkout or an interrupted run"
+      sudo lxc-destroy -f -n "$container" >/dev/null
+    else
+      echo "container $container exists but this checkout did not create it;" \
+        "remove it with: sudo lxc-destroy -f -n $container" >&2
+      exit 1
+    fi
+  done
+}
+
 [ "$mode" = test ] && trap teardown EXIT
+
+clear_foreign_containers
 
 echo "box: ${CELERYKIT_LXC_BOX:-default of vagrant/hosts.yml} (provider ${VAGRANT_DEFAULT_PROVIDER:-lxc}), process manager: ${CELERYKIT_PROCESS_MANAGER:-supervisor}"
 phase "vagrant up ($(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].reject { |m| m["scale_out"] }.map { |m| m["name"] }.join(" ")'))"
