@@ -42,7 +42,11 @@ class Settings:
     download_max_bytes: int = 50 * MIB
     download_timeout: int = 30
     download_allowed_networks: tuple[IPNetwork, ...] = ()
+    download_deadline: int = 120  # seconds for a whole download, however slowly it trickles
+    download_max_age: int = 86400  # seconds a downloaded file is kept
+    download_quota_bytes: int = 1024 * MIB  # the download folder's size cap, oldest removed first
     max_request_bytes: int = 65536
+    api_token_hashes: tuple[str, ...] = ()  # sha256 hex of the API tokens; empty: API open
     beat_heartbeat_seconds: int = 0
     broker_ca_file: str | None = None  # amqps:// URLs: verify the broker against this CA
 
@@ -64,6 +68,8 @@ class Settings:
                 value = [redact_url(url) for url in value]
             elif field.name == "result_backend":
                 value = redact_url(value)
+            elif field.name == "api_token_hashes":
+                value = f"{len(value)} token(s)"
             elif field.name == "download_allowed_networks":
                 value = [str(net) for net in value]
             out[field.name] = value
@@ -163,6 +169,21 @@ def _parse_networks(environ: Mapping[str, str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+def _parse_token_hashes(environ: Mapping[str, str]) -> tuple[str, ...]:
+    name = "KITAPP_API_TOKEN_HASHES"
+    raw = _get(environ, name)
+    if raw is None:
+        return ()
+    hashes = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    for value in hashes:
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise ConfigError(
+                f"{name} must list SHA-256 hex digests (64 hex digits) separated by ',', "
+                f"got an entry of {len(value)} characters"
+            )
+    return hashes
+
+
 def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     """Read and validate every KITAPP_* variable; raise ConfigError naming the bad one."""
     broker_urls = _parse_broker_urls(environ)
@@ -205,6 +226,14 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
     if not os.path.isabs(download_dir):
         raise ConfigError(f"KITAPP_DOWNLOAD_DIR must be an absolute path, got {download_dir!r}")
 
+    download_timeout = _parse_int(environ, "KITAPP_DOWNLOAD_TIMEOUT", 30, minimum=1)
+    download_deadline = _parse_int(environ, "KITAPP_DOWNLOAD_DEADLINE", 120, minimum=1)
+    if download_deadline >= soft:
+        raise ConfigError(
+            f"KITAPP_DOWNLOAD_DEADLINE must be below KITAPP_TASK_SOFT_TIME_LIMIT "
+            f"(got {download_deadline} >= {soft})"
+        )
+
     return Settings(
         broker_urls=broker_urls,
         result_backend=result_backend,
@@ -219,8 +248,14 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         ),
         download_dir=download_dir,
         download_max_bytes=_parse_int(environ, "KITAPP_DOWNLOAD_MAX_BYTES", 50 * MIB, minimum=1),
-        download_timeout=_parse_int(environ, "KITAPP_DOWNLOAD_TIMEOUT", 30, minimum=1),
+        download_timeout=download_timeout,
         download_allowed_networks=_parse_networks(environ),
+        download_deadline=download_deadline,
+        download_max_age=_parse_int(environ, "KITAPP_DOWNLOAD_MAX_AGE", 86400, minimum=1),
+        download_quota_bytes=_parse_int(
+            environ, "KITAPP_DOWNLOAD_QUOTA_BYTES", 1024 * MIB, minimum=1
+        ),
+        api_token_hashes=_parse_token_hashes(environ),
         max_request_bytes=_parse_int(environ, "KITAPP_MAX_REQUEST_BYTES", 65536, minimum=1),
         beat_heartbeat_seconds=_parse_int(environ, "KITAPP_BEAT_HEARTBEAT_SECONDS", 0, minimum=0),
         broker_ca_file=broker_ca_file if tls == {True} else None,
