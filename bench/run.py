@@ -50,6 +50,7 @@ from cluster import (
     remote_files,
     resolve_vars,
 )
+from cluster_runs import front_end_ca_bundle, front_end_url  # on sys.path through cluster
 from phases import ceiling, celery, e2e, http, profile, scale, sweep, worker_profile
 from phases import provision as provision_phase
 from progress import Progress
@@ -178,8 +179,7 @@ class Bench:
 
     @property
     def web_url(self) -> str:
-        hv = self.kit_vars[self.web_name]
-        return f"http://{hv['cluster_address']}:{hv['nginx_listen_port']}"
+        return front_end_url(self.kit_vars[self.web_name])
 
     @property
     def step_timeout(self) -> float:
@@ -225,6 +225,13 @@ def preflight(args: argparse.Namespace, progress: Progress, run_id: str) -> Benc
     progress.begin("preflight")
     progress.say(f"resolving variables of {args.inventory}")
     kit_vars = resolve_vars(args.inventory)
+    # The control node's requests verify the front end's certificate against the CA that issued it
+    # (wrk, on a worker host, does not verify certificates).
+    ca_bundle = next(
+        (front_end_ca_bundle(hv) for hv in kit_vars.values() if "web" in hv["groups"]), None
+    )
+    if ca_bundle:
+        os.environ["REQUESTS_CA_BUNDLE"] = ca_bundle
     workers = sorted(n for n, hv in kit_vars.items() if "celery_workers" in hv["groups"])
     webs = sorted(n for n, hv in kit_vars.items() if "web" in hv["groups"])
     if not workers or not webs:

@@ -19,6 +19,27 @@ ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")}
 RESOLVE_VARS = TESTS_DIR / "resolve-vars.yml"
 
 
+def front_end_url(hv: dict) -> str:
+    """A web host's front end as clients reach it: nginx over HTTPS when the site serves it."""
+    if hv["nginx_tls_enabled"]:
+        port = int(hv["nginx_tls_port"])
+        return f"https://{hv['cluster_address']}" + ("" if port == 443 else f":{port}")
+    return f"http://{hv['cluster_address']}:{hv['nginx_listen_port']}"
+
+
+def front_end_plain_url(hv: dict) -> str:
+    """The same front end over plain HTTP (redirects to HTTPS when the site serves that)."""
+    return f"http://{hv['cluster_address']}:{hv['nginx_listen_port']}"
+
+
+def front_end_ca_bundle(hv: dict) -> str | None:
+    """The CA a client verifies the front end's certificate with: the kit's own CA when it issued
+    the certificate (the site gave none), else None (the system's CAs)."""
+    if hv["nginx_tls_enabled"] and not hv["nginx_tls_cert_src"]:
+        return f"{hv['nginx_tls_ca_dir']}/ca.crt"
+    return None
+
+
 def run_playbook(inventory: str, name: str, *args: str) -> subprocess.CompletedProcess:
     """Runs ansible-playbook NAME (relative to ansible/, or absolute), whatever its outcome."""
     return subprocess.run(

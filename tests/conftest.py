@@ -7,11 +7,13 @@ Hosts, paths, ports, users and vhosts are defined once (role defaults + inventor
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import testinfra
-from cluster_runs import resolve_vars
+from cluster_runs import front_end_ca_bundle, front_end_url, resolve_vars
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = ROOT / "ansible" / "inventories" / "vagrant"
@@ -70,10 +72,24 @@ def web_host_name(web_hosts: list[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def web_url(kit_vars: dict, web_host_name: str) -> str:
-    """The front end as clients reach it: nginx on the first web host."""
-    hv = kit_vars[web_host_name]
-    return f"http://{hv['cluster_address']}:{hv['nginx_listen_port']}"
+def web_ca_bundle(kit_vars: dict, web_host_name: str) -> str | None:
+    """The CA the front end's certificate is verified with (None: the system's CAs)."""
+    return front_end_ca_bundle(kit_vars[web_host_name])
+
+
+@pytest.fixture(scope="session")
+def web_url(kit_vars: dict, web_host_name: str, web_ca_bundle: str | None) -> Iterator[str]:
+    """The front end as clients reach it: nginx on the first web host, over HTTPS when the site
+    serves it. Every `requests` call of the session verifies its certificate against the CA
+    that issued it (REQUESTS_CA_BUNDLE), never with verification off."""
+    saved = os.environ.get("REQUESTS_CA_BUNDLE")
+    if web_ca_bundle:
+        os.environ["REQUESTS_CA_BUNDLE"] = web_ca_bundle
+    yield front_end_url(kit_vars[web_host_name])
+    if saved is None:
+        os.environ.pop("REQUESTS_CA_BUNDLE", None)
+    else:
+        os.environ["REQUESTS_CA_BUNDLE"] = saved
 
 
 @pytest.fixture(scope="session")

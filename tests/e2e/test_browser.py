@@ -5,19 +5,31 @@ The browser is Debian's Chromium driven by Debian's chromedriver (packages `chro
 Manager is never used: both paths are given explicitly). Chromium runs with background
 networking off, so the only traffic is to the cluster's web front end.
 
-The download source is the front end itself (`<web_url>/ping`, a 4-byte "pong"): workers may
-only fetch from private addresses listed in KITAPP_DOWNLOAD_ALLOWED_NETWORKS, which the
-deployment must set to include the web host's cluster address.
+The page is loaded over HTTPS when the site serves it. Chromium is told to accept exactly the
+public key of the front end's certificate, read from a TLS connection that first verified it
+against the CA that issued it (the kit's CA on the Vagrant cluster); nothing else is trusted.
+
+The download source is the front end itself (its plain-HTTP `/ping`, a 4-byte "pong", which
+nginx keeps on HTTP for health checks): workers may only fetch from private addresses listed in
+KITAPP_DOWNLOAD_ALLOWED_NETWORKS, which the deployment must set to include the web host's
+cluster address.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
+from cluster_runs import front_end_plain_url
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -48,8 +60,30 @@ JOB_TIMEOUT = 120
 PAGE_TIMEOUT = 30
 
 
+def verified_spki_hash(url: str, ca_bundle: str) -> str:
+    """Base64 SHA-256 of the public key of the certificate `url` serves, once that certificate
+    has been verified against `ca_bundle` for the URL's host (Chromium's SPKI pin format)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or 443
+    context = ssl.create_default_context(cafile=ca_bundle)
+    with (
+        socket.create_connection((host, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der, f"{url} sent no certificate"
+    spki = (
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+def browser(
+    tmp_path_factory: pytest.TempPathFactory, web_url: str, web_ca_bundle: str | None
+) -> Iterator[webdriver.Chrome]:
     missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
     if missing:
         pytest.fail(
@@ -62,6 +96,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
     for arg in CHROMIUM_ARGS:
         options.add_argument(arg)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    if web_url.startswith("https://") and web_ca_bundle:
+        spki = verified_spki_hash(web_url, web_ca_bundle)
+        options.add_argument(f"--ignore-certificate-errors-spki-list={spki}")
     service = Service(
         executable_path=str(CHROMEDRIVER),
         log_output=str(tmp_path_factory.mktemp("chromedriver") / "chromedriver.log"),
@@ -136,12 +173,15 @@ def wait_for_final_state(browser: webdriver.Chrome, row: WebElement) -> list[str
     return seen
 
 
-def test_user_submits_a_download_and_watches_it_finish_in_the_browser(browser, web_url) -> None:
-    source = f"{web_url}/ping"
+def test_user_submits_a_download_and_watches_it_finish_in_the_browser(
+    browser, web_url, kit_vars, web_host_name
+) -> None:
+    source = f"{front_end_plain_url(kit_vars[web_host_name])}/ping"
     expected = requests.get(source, timeout=10)
     assert expected.status_code == 200, expected.text
 
     row = submit_url(browser, web_url, source)
+    assert browser.current_url.startswith(web_url)  # the page came over HTTPS when served so
     assert row.find_element(By.CSS_SELECTOR, "td.task").text == "download"
     seen = wait_for_final_state(browser, row)
 

@@ -1,6 +1,7 @@
 """Security, tried for real on the running cluster rather than read from configuration:
-`guest` cannot log in, the app user cannot open another vhost or use the management API, and
-every service runs as an unprivileged user.
+`guest` cannot log in, the app user cannot open another vhost or use the management API,
+every service runs as an unprivileged user, and the public edge (nginx) serves HTTPS only,
+keeps Flower to the admin networks and limits each address's job submissions.
 
 (Also on every run, in tests/infra: ports closed to hosts outside the cluster, management API
 and Flower refusing anonymous access, env files 0600, no secret in ps, logs, journal or
@@ -11,9 +12,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
+import ssl
+from urllib.parse import urlsplit
 
 import pytest
-from cluster_runs import playbook
+import requests
+from cluster_runs import front_end_plain_url, playbook
 
 # Run on a web host, as the app user, with the app's environment; prints one word and never
 # the password. argv[1]: "guest" (guest/guest) or a vhost to try with the app's own user.
@@ -156,3 +161,122 @@ def test_services_run_as_unprivileged_users(hosts, kit_vars, group, pattern, use
         if group in hv["groups"]:
             found = process_owners(hosts[name], pattern.format(**hv))
             assert found == {hv.get(user, user)}, (name, pattern)
+
+
+# Run on a cluster host: argv[1] METHOD, argv[2] URL, argv[3] how many requests, one after the
+# other on one connection; prints one JSON line per response: [status, body]. The certificate
+# is not checked: these tests are about who is let in, HTTPS is proven from the control node.
+REQUESTS_FROM_HOST = """
+import http.client, json, ssl, sys
+from urllib.parse import urlsplit
+method, url, count = sys.argv[1], urlsplit(sys.argv[2]), int(sys.argv[3])
+context = ssl._create_unverified_context()
+conn = http.client.HTTPSConnection(url.hostname, url.port or 443, context=context, timeout=10)
+body = json.dumps({"task": "noop"}) if method == "POST" else None
+for _ in range(count):
+    conn.request(method, url.path, body=body, headers={"Content-Type": "application/json"})
+    reply = conn.getresponse()
+    print(json.dumps([reply.status, reply.read().decode(errors="replace")[:300]]))
+"""
+
+
+def requests_from(host, method: str, url: str, count: int = 1) -> list[tuple[int, str]]:
+    out = host.run(
+        f"python3 -c {shlex.quote(REQUESTS_FROM_HOST)} {method} {shlex.quote(url)} {count}"
+    )
+    assert out.rc == 0, out.stderr
+    return [tuple(json.loads(line)) for line in out.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def https_front_end(kit_vars, web_host_name, web_url) -> dict:
+    """The first web host's variables; the edge tests need a site served over HTTPS."""
+    hv = kit_vars[web_host_name]
+    if not hv["nginx_tls_enabled"]:
+        pytest.skip("this inventory serves the front end without HTTPS (kit_https: false)")
+    return hv
+
+
+def test_front_end_serves_https_verified_against_the_kits_ca(
+    https_front_end, web_url, web_ca_bundle
+) -> None:
+    assert web_url.startswith("https://")
+    reply = requests.get(f"{web_url}/ping", timeout=10, verify=web_ca_bundle or True)
+    assert (reply.status_code, reply.text) == (200, "pong")
+    if web_ca_bundle:  # the control: the public CAs do not vouch for the kit's certificate
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{web_url}/ping", timeout=10, verify=requests.certs.where())
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_front_end_speaks_tls_1_2_and_1_3(https_front_end, web_url, web_ca_bundle, version):
+    context = ssl.create_default_context(cafile=web_ca_bundle)
+    context.minimum_version = context.maximum_version = ssl.TLSVersion[version]
+    url = urlsplit(web_url)
+    host = url.hostname or ""
+    with (
+        socket.create_connection((host, url.port or 443), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        assert tls.version() == version.replace("_", ".")
+
+
+def test_plain_http_redirects_to_https_but_for_the_health_check(https_front_end, web_url) -> None:
+    plain = front_end_plain_url(https_front_end)
+    for path in ("/", "/api/jobs", f"/{https_front_end['flower_url_prefix']}/"):
+        reply = requests.get(f"{plain}{path}", timeout=10, allow_redirects=False)
+        assert reply.status_code == 301, path
+        assert reply.headers["Location"] == f"{web_url}{path}"
+    for path in https_front_end["nginx_plain_http_paths"]:
+        assert requests.get(f"{plain}{path}", timeout=10).status_code == 200, path
+
+
+def test_responses_carry_the_security_headers_and_no_server_version(
+    https_front_end, web_url
+) -> None:
+    for path in ("/", "/api/jobs/not-a-uuid", "/static/style.css"):
+        reply = requests.get(f"{web_url}{path}", timeout=10)
+        for name, value in https_front_end["nginx_security_headers"].items():
+            assert reply.headers.get(name) == value, (path, name)
+        assert reply.headers.get("Server") == "nginx", path
+
+
+def test_flower_is_refused_to_cluster_hosts_outside_the_admin_networks(
+    https_front_end, hosts, kit_vars, kit_secrets, web_url
+) -> None:
+    flower = f"{web_url}/{https_front_end['flower_url_prefix']}/"
+    admin = set(https_front_end["nginx_admin_networks"])
+    outsiders = sorted(
+        name
+        for name, hv in kit_vars.items()
+        if "web" not in hv["groups"] and hv["cluster_address"] not in admin
+    )
+    assert outsiders, "every cluster host is in the admin networks: nobody to try from"
+    assert requests_from(hosts[outsiders[0]], "GET", flower)[0][0] == 403
+    # The control: from the control node (an admin address here), the password gets in.
+    reply = requests.get(
+        flower,
+        auth=(https_front_end["flower_user"], kit_secrets["kit_flower_password"]),
+        timeout=10,
+    )
+    assert reply.status_code == 200
+
+
+def test_a_burst_of_submissions_from_one_address_gets_429_with_a_json_body(
+    https_front_end, hosts, kit_vars, web_url
+) -> None:
+    exempt = set(https_front_end["nginx_submit_rate_exempt_networks"])
+    client = next(
+        name
+        for name, hv in sorted(kit_vars.items())
+        if "rabbitmq" in hv["groups"] and hv["cluster_address"] not in exempt
+    )
+    burst = int(https_front_end["nginx_submit_burst"])
+    replies = requests_from(hosts[client], "POST", f"{web_url}/api/jobs", burst * 3)
+    statuses = [status for status, _ in replies]
+    assert set(statuses) == {202, 429}, statuses
+    assert statuses.count(202) >= burst  # the burst itself is served
+    body = json.loads(next(text for status, text in replies if status == 429))
+    assert "too many" in body["error"]
+    # Reading a job stays unlimited for that client.
+    assert requests_from(hosts[client], "GET", f"{web_url}/api/jobs/not-a-uuid", 5)[-1][0] == 404

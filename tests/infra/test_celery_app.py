@@ -1,16 +1,20 @@
-"""The app: installed as a release with a `current` link, its secrets in a 0600 env file."""
+"""The app: installed as a release with a `current` link, its secrets in an env file the app reads
+and only root writes."""
 
 from __future__ import annotations
 
 testinfra_hosts = ["ansible://celery_workers", "ansible://web"]
 
 
-def test_env_file_is_private_to_the_app_user(host, kit_vars) -> None:
+def test_env_file_is_readable_by_the_app_and_writable_by_root_only(host, kit_vars) -> None:
     hv = kit_vars[host.backend.get_hostname()]
+    path, user = hv["celery_app_env_file"], hv["celery_app_user"]
     with host.sudo():
-        env = host.file(hv["celery_app_env_file"])
-        assert env.user == hv["celery_app_user"]
-        assert env.mode == 0o600
+        env = host.file(path)
+        assert (env.user, env.group, env.mode) == ("root", user, 0o640)
+        assert host.run(f"sudo -u {user} test -r {path}").rc == 0
+        assert host.run(f"sudo -u {user} test -w {path}").rc != 0
+        assert host.run(f"sudo -u nobody test -r {path}").rc != 0
 
 
 def test_current_link_points_at_a_completely_installed_release(host, kit_vars) -> None:

@@ -1,4 +1,5 @@
-"""ufw: deny by default; broker, Erlang and result-store ports open to cluster hosts only;
+"""ufw: deny by default; broker and result-store ports open to cluster hosts only, Erlang
+distribution and the management API to the other brokers only;
 gunicorn's TCP listener open to the other web hosts only.
 
 The control node running these tests is not a cluster host, so it plays the outsider.
@@ -68,8 +69,26 @@ def test_cluster_host_can_open_the_broker_port(host, kit_vars) -> None:
     brokers = [v for v in kit_vars.values() if "rabbitmq" in v["groups"]]
     target = brokers[0]
     port = target["rabbitmq_tls_port" if target["rabbitmq_tls_enabled"] else "rabbitmq_amqp_port"]
+    reached = can_open(host, target["cluster_address"], port)
+    assert reached, f"{host.backend.get_hostname()} cannot reach the broker"
+
+
+def can_open(host, address: str, port: int) -> bool:
     probe = (
-        'python3 -c "import socket; socket.create_connection('
-        f"('{target['cluster_address']}', {port}), timeout=3)\""
+        f"python3 -c \"import socket; socket.create_connection(('{address}', {port}), timeout=3)\""
     )
-    assert host.run(probe).rc == 0, f"{host.backend.get_hostname()} cannot reach the broker"
+    return host.run(probe).rc == 0
+
+
+def test_only_brokers_reach_the_brokers_erlang_distribution_port(hosts, kit_vars) -> None:
+    """The Erlang distribution port lets whoever has the cookie run code on a broker: the other
+    brokers reach it, workers and web hosts do not."""
+    brokers = sorted(n for n, v in kit_vars.items() if "rabbitmq" in v["groups"])
+    target = kit_vars[brokers[0]]
+    port = single_ports(target["rabbitmq_erlang_ports"])[0]
+    others = sorted(n for n, v in kit_vars.items() if "rabbitmq" not in v["groups"])
+    assert others, "no cluster host outside the rabbitmq group to try from"
+    reached = {n: can_open(hosts[n], target["cluster_address"], port) for n in others}
+    assert reached == dict.fromkeys(others, False)
+    if len(brokers) > 1:
+        assert can_open(hosts[brokers[1]], target["cluster_address"], port)

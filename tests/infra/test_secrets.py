@@ -1,5 +1,6 @@
-"""Secrets never leave their 0600 files: not in any process's command line, not in any log on
-the hosts, not in Ansible's output of the provisioning runs.
+"""Secrets never leave their files (0600; the app's env file 0640 root:app): not in any
+process's command line, not in any log on the hosts, not in Ansible's output of the provisioning
+runs.
 
 The secrets are the inventory's (from its vault, resolved by Ansible on the control node); logs
 are fetched and searched here, so no secret is ever put on a command line to search for it.

@@ -3,11 +3,11 @@ and on TCP at the cluster address (for the other web hosts' nginx); nginx balanc
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 import requests
+from cluster_runs import front_end_ca_bundle, front_end_url
 
 testinfra_hosts = ["ansible://web"]
 
@@ -38,18 +38,23 @@ def test_gunicorn_answers_on_its_socket(host, kit_vars) -> None:
 
 
 def test_nginx_is_running_enabled_and_listening(host, kit_vars) -> None:
-    port = kit_vars[host.backend.get_hostname()]["nginx_listen_port"]
+    hv = kit_vars[host.backend.get_hostname()]
     assert host.service("nginx").is_running
     assert host.service("nginx").is_enabled
-    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
+    assert host.socket(f"tcp://0.0.0.0:{hv['nginx_listen_port']}").is_listening
+    if hv["nginx_tls_enabled"]:
+        assert host.socket(f"tcp://0.0.0.0:{hv['nginx_tls_port']}").is_listening
+
+
+def get_from_front_end(hv: dict, path: str) -> requests.Response:
+    """GET from this web host's nginx as a client does (HTTPS verified against its CA)."""
+    verify = front_end_ca_bundle(hv) or True
+    return requests.get(f"{front_end_url(hv)}{path}", timeout=10, verify=verify)
 
 
 def test_healthz_through_nginx_reports_broker_and_results_ok(host, kit_vars) -> None:
-    port = kit_vars[host.backend.get_hostname()]["nginx_listen_port"]
-    url = f"http://127.0.0.1:{port}/healthz"
-    fetch = f"import urllib.request as u; print(u.urlopen('{url}', timeout=10).read().decode())"
-    out = host.check_output(f'python3 -c "{fetch}"')
-    assert json.loads(out) == {"broker": "ok", "results": "ok"}
+    reply = get_from_front_end(kit_vars[host.backend.get_hostname()], "/healthz")
+    assert (reply.status_code, reply.json()) == (200, {"broker": "ok", "results": "ok"})
 
 
 def test_nginx_serves_static_files_itself_not_gunicorn(host, kit_vars) -> None:
@@ -59,9 +64,7 @@ def test_nginx_serves_static_files_itself_not_gunicorn(host, kit_vars) -> None:
     with host.sudo():
         packaged = host.file(f"{hv['celery_app_base_dir']}/current/static/style.css").content_string
         seen_before = host.run(f"grep -c 'GET {path}' {gunicorn_log}").stdout.strip()
-    reply = requests.get(
-        f"http://{hv['cluster_address']}:{hv['nginx_listen_port']}{path}", timeout=10
-    )
+    reply = get_from_front_end(hv, path)
     assert reply.status_code == 200
     assert reply.text == packaged
     assert "max-age=" in reply.headers.get("Cache-Control", "")

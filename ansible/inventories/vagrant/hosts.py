@@ -33,12 +33,14 @@ def provider_of(name: str) -> str:
     return created_with(name) or os.environ.get("VAGRANT_DEFAULT_PROVIDER", "lxc")
 
 
-def host_vars(machine: dict) -> dict:
+def host_vars(machine: dict, networks: dict) -> dict:
     name = machine["name"]
     provider = provider_of(name)
     network = "lxc" if provider == "lxc" else "private"
     address = machine["address"][network]
     return {
+        # The machine running Vagrant (and Ansible, and the tests), as the cluster sees it.
+        "vagrant_host_address": networks[network]["gateway"],
         "ansible_host": address,
         "ansible_user": "vagrant",
         "ansible_ssh_private_key_file": str(MACHINES_DIR / name / provider / "private_key"),
@@ -54,7 +56,7 @@ def inventory() -> dict:
     for machine in cluster["machines"]:
         if machine.get("scale_out") and created_with(machine["name"]) is None:
             continue
-        hostvars[machine["name"]] = host_vars(machine)
+        hostvars[machine["name"]] = host_vars(machine, cluster["networks"])
         for group in machine["groups"]:
             groups.setdefault(group, {"hosts": []})["hosts"].append(machine["name"])
     return {**groups, "_meta": {"hostvars": hostvars}}
