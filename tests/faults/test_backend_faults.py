@@ -7,6 +7,7 @@ so it keeps accepting and delivering; clients fail over to the other broker URLs
 from __future__ import annotations
 
 import json
+import shlex
 import time
 
 import requests
@@ -14,6 +15,23 @@ from app_processes import AppProcesses
 from cluster_ops import wait_until
 
 DRAIN_TIMEOUT = 240
+
+# Run on a web host as the app, with its environment: publishes kitapp.noop tasks the way the
+# web does (publisher confirms on) until the broker refuses one or argv[1] are sent; prints
+# "REFUSED <sent> <exception>" or "ACCEPTED <sent>".
+FILL_QUEUE = """
+import sys
+from kitapp.celery_app import app
+sent = 0
+try:
+    with app.producer_or_acquire() as producer:
+        while sent < int(sys.argv[1]):
+            app.send_task("kitapp.noop", producer=producer)
+            sent += 1
+    print("ACCEPTED", sent)
+except Exception as exc:
+    print("REFUSED", sent, type(exc).__name__)
+"""
 
 
 def rabbitmq_running_nodes(host) -> int:
@@ -104,3 +122,45 @@ def test_result_store_restart_gives_503_then_recovers_without_a_restart(
     assert not batch.failures, batch.failures
     assert outcome.lost == 0, ledger
     assert gunicorn_pid() == gunicorn_before
+
+
+def test_full_queue_refuses_new_jobs_with_503_and_loses_none_it_accepted(
+    hosts, kit_vars, web_url, web_host_name, worker_hosts, new_batch, report
+) -> None:
+    hv = kit_vars[web_host_name]
+    limit = int(hv["kitapp_queue_max_length"])
+    workers = {name: AppProcesses(hosts[name], kit_vars[name]) for name in worker_hosts}
+    for processes in workers.values():
+        processes.stop(*processes.workers())
+    try:
+        batch = new_batch(seconds=0.2)
+        batch.submit(10)  # accepted before the queue is full: each must run once
+        fault_at = time.monotonic()
+        base = hv["celery_app_base_dir"]
+        fill = hosts[web_host_name].run(
+            f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/python "
+            f"-c {shlex.quote(FILL_QUEUE)} {limit * 2}"
+        )
+        assert fill.rc == 0, fill.stderr
+        verdict, sent, *why = fill.stdout.split()
+        assert verdict == "REFUSED", f"{sent} published past max-length {limit}: {fill.stdout}"
+        # Full at max-length: what the batch and the filler published (beat's heartbeat too).
+        assert limit - 5 <= int(sent) + len(batch.accepted) <= limit, fill.stdout
+        refused = requests.post(f"{web_url}/api/jobs", json={"task": "noop"}, timeout=15)
+        assert refused.status_code == 503, refused.text
+        assert "queue is full" in refused.json()["error"]
+    finally:
+        for processes in workers.values():
+            processes.start(*processes.workers())
+    outcome, ledger = batch.drain_to_outcome(
+        f"app queue full ({limit} messages, reject-publish)",
+        fault_at=fault_at,
+        recovery_seconds=None,
+        note="the broker nacks publishes past max-length; the web answers 503 and the jobs "
+        "accepted before run once the workers are back",
+        timeout=DRAIN_TIMEOUT,
+    )
+    report(outcome)
+    assert not batch.failures, batch.failures
+    assert outcome.submitted == 10
+    assert outcome.lost == 0, ledger

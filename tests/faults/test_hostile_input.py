@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kitapp.public_tasks import PUBLIC_TASKS
 
+JSON = "application/json"
+
 FUZZ = settings(
     max_examples=1000,
     deadline=None,
@@ -116,20 +118,42 @@ def test_fuzzed_job_ids_and_limits_never_cause_a_5xx(
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("body", "status", "content_type"),
     [
-        (b"x" * (2 * 1024 * 1024), 413),  # far over every request size limit
-        (b"{not json", 400),
-        (json.dumps({"task": "rm -rf /"}).encode(), 422),
-        (json.dumps({"task": "sleep", "args": [1] * 100000}).encode(), 413),
-        (json.dumps({"task": "sleep", "args": [1e308 * 10]}).encode(), 422),
-        (json.dumps({"task": "download", "args": ["http://x/" + "a" * 5000]}).encode(), 422),
+        (b"x" * (2 * 1024 * 1024), 413, JSON),  # far over every request size limit
+        (b"{not json", 400, JSON),
+        (json.dumps({"task": "rm -rf /"}).encode(), 422, JSON),
+        (json.dumps({"task": "sleep", "args": [1] * 100000}).encode(), 413, JSON),
+        # json.dumps writes Infinity, which is not JSON
+        (json.dumps({"task": "sleep", "args": [1e308 * 10]}).encode(), 400, JSON),
+        (json.dumps({"task": "download", "args": ["http://x/" + "a" * 5000]}).encode(), 422, JSON),
+        (b'{"task": "sleep", "args": [' + b"9" * 400 + b"]}", 400, JSON),
+        (b'{"task": "noop", "kwargs": ' + b'{"a": ' * 200 + b"1" + b"}" * 201, 400, JSON),
+        # past the task soft time limit: the sleep would be killed, not finished
+        (json.dumps({"task": "sleep", "args": [100000]}).encode(), 422, JSON),
+        # what a cross-site HTML form can send without a preflight
+        (json.dumps({"task": "noop"}).encode(), 415, "text/plain"),
+        (b"task=noop", 415, "application/x-www-form-urlencoded"),
     ],
-    ids=["oversized-body", "bad-json", "unknown-task", "huge-args", "infinite-number", "long-url"],
+    ids=[
+        "oversized-body",
+        "bad-json",
+        "unknown-task",
+        "huge-args",
+        "infinite-number",
+        "long-url",
+        "400-digit-integer",
+        "deep-nesting",
+        "sleep-past-the-soft-limit",
+        "text-plain-body",
+        "form-body",
+    ],
 )
-def test_hostile_bodies_are_rejected_with_a_4xx(workers_paused, web_url, body, status) -> None:
+def test_hostile_bodies_are_rejected_with_a_4xx(
+    workers_paused, web_url, body, status, content_type
+) -> None:
     reply = requests.post(
-        f"{web_url}/api/jobs", data=body, headers={"Content-Type": "application/json"}, timeout=15
+        f"{web_url}/api/jobs", data=body, headers={"Content-Type": content_type}, timeout=15
     )
     assert reply.status_code == status, reply.text[:300]
     assert "Traceback" not in reply.text

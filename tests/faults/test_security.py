@@ -10,15 +10,18 @@ Ansible's output.)
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import shlex
 import socket
 import ssl
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-from cluster_runs import front_end_plain_url, playbook
+from cluster_runs import front_end_plain_url, playbook, wait_for_final_state
 
 # Run on a web host, as the app user, with the app's environment; prints one word and never
 # the password. argv[1]: "guest" (guest/guest) or a vhost to try with the app's own user.
@@ -280,3 +283,63 @@ def test_a_burst_of_submissions_from_one_address_gets_429_with_a_json_body(
     assert "too many" in body["error"]
     # Reading a job stays unlimited for that client.
     assert requests_from(hosts[client], "GET", f"{web_url}/api/jobs/not-a-uuid", 5)[-1][0] == 404
+
+
+# Last in this module: the fixture below turns API tokens on for the web hosts (as the production
+# inventory has them) until the module's end.
+@pytest.fixture(scope="module")
+def api_tokens(inventory, kit_vars, kit_secrets, web_host_name) -> Iterator[dict[str, str]]:
+    """API tokens required on the web hosts: the vault's and a second client's (generated here,
+    only its SHA-256 reaches the hosts). Afterwards the inventory's own setting is deployed."""
+    other = secrets.token_urlsafe(24)
+    tokens = {"site": kit_secrets["kit_api_token"], "other": other}
+    settings = {
+        "kit_api_tokens_required": True,
+        "kit_api_extra_token_hashes": [hashlib.sha256(other.encode()).hexdigest()],
+    }
+    switched = not kit_vars[web_host_name]["kit_api_tokens_required"]
+    if switched:
+        playbook(inventory, "site.yml", "--limit", "web", "-e", json.dumps(settings))
+    try:
+        yield tokens
+    finally:
+        if switched:
+            playbook(inventory, "site.yml", "--limit", "web")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_submissions_and_the_listing_need_a_token_when_tokens_are_on(api_tokens, web_url) -> None:
+    for headers in ({}, bearer("not-a-token")):
+        refused = requests.post(
+            f"{web_url}/api/jobs", json={"task": "noop"}, headers=headers, timeout=15
+        )
+        assert refused.status_code == 401, refused.text
+        assert refused.headers.get("WWW-Authenticate", "").startswith("Bearer")
+        listing = requests.get(f"{web_url}/api/jobs", headers=headers, timeout=15)
+        assert listing.status_code == 401, listing.text
+    accepted = requests.post(
+        f"{web_url}/api/jobs", json={"task": "noop"}, headers=bearer(api_tokens["site"]), timeout=15
+    )
+    assert accepted.status_code == 202, accepted.text
+    # Polling one job by its (unguessable) id needs no token.
+    assert wait_for_final_state(web_url, accepted.json()["id"])["state"] == "SUCCESS"
+
+
+def test_the_listing_shows_only_the_jobs_of_the_callers_token(api_tokens, web_url) -> None:
+    submitted = {
+        who: requests.post(
+            f"{web_url}/api/jobs", json={"task": "noop"}, headers=bearer(token), timeout=15
+        ).json()["id"]
+        for who, token in api_tokens.items()
+    }
+    for who, token in api_tokens.items():
+        listing = requests.get(
+            f"{web_url}/api/jobs", params={"limit": 100}, headers=bearer(token), timeout=15
+        )
+        assert listing.status_code == 200, listing.text
+        seen = {job["id"] for job in listing.json()["jobs"]}
+        assert submitted[who] in seen
+        assert not (set(submitted.values()) - {submitted[who]}) & seen, who

@@ -227,7 +227,10 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         raise ConfigError(f"KITAPP_DOWNLOAD_DIR must be an absolute path, got {download_dir!r}")
 
     download_timeout = _parse_int(environ, "KITAPP_DOWNLOAD_TIMEOUT", 30, minimum=1)
-    download_deadline = _parse_int(environ, "KITAPP_DOWNLOAD_DEADLINE", 120, minimum=1)
+    # Default: two minutes, or half the soft limit when that is shorter.
+    download_deadline = _parse_int(
+        environ, "KITAPP_DOWNLOAD_DEADLINE", max(1, min(120, soft // 2)), minimum=1
+    )
     if download_deadline >= soft:
         raise ConfigError(
             f"KITAPP_DOWNLOAD_DEADLINE must be below KITAPP_TASK_SOFT_TIME_LIMIT "

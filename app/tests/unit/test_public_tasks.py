@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from kitapp.public_tasks import PUBLIC_TASKS, JobRequest, ValidationError, validate_job_request
+from kitapp.public_tasks import (
+    MAX_LEDGER_SECONDS,
+    MAX_SLEEP_SECONDS,
+    PUBLIC_TASKS,
+    JobRequest,
+    ValidationError,
+    max_wait_seconds,
+    validate_job_request,
+)
 
 
 def test_allow_list() -> None:
@@ -106,3 +114,60 @@ def test_unknown_task_name_is_truncated_in_message() -> None:
     with pytest.raises(ValidationError) as info:
         validate_job_request({"task": "x" * 5000})
     assert len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize(
+    ("soft_limit", "cap"),
+    [(300, 290.0), (60, 54.0), (10, 9.0), (1, 0.9), (610, 600.0), (3600, MAX_SLEEP_SECONDS)],
+)
+def test_max_wait_is_below_the_soft_time_limit_and_at_most_600(soft_limit: int, cap: float) -> None:
+    assert max_wait_seconds(soft_limit) == pytest.approx(cap)
+    assert max_wait_seconds(soft_limit) < soft_limit
+
+
+def test_sleep_over_the_cap_for_the_soft_time_limit_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_job_request({"task": "sleep", "args": [300]}, task_soft_time_limit=300)
+    assert str(info.value) == (
+        "argument 'seconds' of sleep must be <= 290, got 300 "
+        "(it must end 10 s before the task soft time limit of 300 s)"
+    )
+
+
+def test_sleep_at_the_cap_for_the_soft_time_limit_is_accepted() -> None:
+    request = validate_job_request({"task": "sleep", "args": [290]}, task_soft_time_limit=300)
+    assert request.args == (290.0,)
+    request = validate_job_request(
+        {"task": "sleep", "kwargs": {"seconds": 54}}, task_soft_time_limit=60
+    )
+    assert request.args == (54.0,)
+
+
+def test_sleep_cap_stays_600_with_a_long_soft_time_limit() -> None:
+    assert validate_job_request(
+        {"task": "sleep", "args": [600]}, task_soft_time_limit=3600
+    ).args == (600.0,)
+    with pytest.raises(ValidationError, match=r"must be <= 600, got 601$"):
+        validate_job_request({"task": "sleep", "args": [601]}, task_soft_time_limit=3600)
+
+
+def test_ledger_keeps_its_own_lower_maximum_and_is_capped_by_a_short_soft_limit() -> None:
+    ok = validate_job_request(
+        {"task": "ledger", "args": [MAX_LEDGER_SECONDS]}, task_soft_time_limit=300
+    )
+    assert ok.args == (MAX_LEDGER_SECONDS,)
+    with pytest.raises(ValidationError, match="must be <= 27, got 28"):
+        validate_job_request({"task": "ledger", "args": [28]}, task_soft_time_limit=30)
+
+
+def test_tasks_without_a_wait_are_not_affected_by_the_soft_time_limit() -> None:
+    url = "https://example.org/x"
+    request = validate_job_request({"task": "download", "args": [url]}, task_soft_time_limit=1)
+    assert request.args == (url,)
+
+
+@pytest.mark.parametrize("seconds", [10**400, -(10**400)])
+def test_integer_too_large_for_a_float_is_a_validation_error(seconds: int) -> None:
+    # float(10**400) raises OverflowError; it must come out as a ValidationError (422).
+    with pytest.raises(ValidationError, match="must be a finite number"):
+        validate_job_request({"task": "sleep", "args": [seconds]})

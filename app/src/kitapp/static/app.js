@@ -3,6 +3,8 @@
   const form = document.getElementById("download-form");
   const input = document.getElementById("url");
   const message = document.getElementById("message");
+  const tokenInput = document.getElementById("token");
+  const TOKEN_KEY = "kitapp-api-token";
   const tbody = document.querySelector("table#jobs tbody");
   const FINAL = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
   const polling = new Set();
@@ -59,8 +61,19 @@
     }
   }
 
+  // With API tokens, submitting and listing need one; polling a job by its id does not.
+  function authHeaders() {
+    const token = tokenInput.value.trim();
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
   async function loadRecent() {
-    const response = await fetch("/api/jobs?limit=20");
+    const response = await fetch("/api/jobs?limit=20", { headers: authHeaders() });
+    if (response.status === 401) {
+      const body = await response.json().catch(() => ({}));
+      message.textContent = body.error || "an API token is required";
+      return;
+    }
     if (!response.ok) return;
     const data = await response.json();
     for (const job of data.jobs.slice().reverse()) {
@@ -74,7 +87,7 @@
     message.textContent = "";
     const response = await fetch("/api/jobs", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify({ task: "download", args: [input.value] }),
     });
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
@@ -84,6 +97,15 @@
     }
     render({ id: body.id, task: body.task, state: body.state });
     poll(body.id);
+  });
+
+  tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
+  tokenInput.addEventListener("change", () => {
+    const token = tokenInput.value.trim();
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    message.textContent = "";
+    loadRecent();
   });
 
   loadRecent();
