@@ -19,7 +19,7 @@ from celery import Task
 from celery.utils.log import get_task_logger
 
 from kitapp.celery_app import app, settings
-from kitapp.downloads import TransientDownloadError, download_to_dir
+from kitapp.downloads import TransientDownloadError, download_to_dir, prune_downloads
 from kitapp.ledger import Ledger
 
 logger = get_task_logger(__name__)
@@ -76,12 +76,20 @@ def sleep(self: Task, seconds: float) -> dict[str, Any]:
     max_retries=3,
 )
 def download(self: Task, url: str) -> dict[str, Any]:
+    """Download a URL into KITAPP_DOWNLOAD_DIR (DownloadError and subclasses: not retried).
+
+    Before each download the folder is pruned (files older than KITAPP_DOWNLOAD_MAX_AGE,
+    then the oldest until KITAPP_DOWNLOAD_QUOTA_BYTES leaves room for this download), so the
+    cap holds without another service; KITAPP_DOWNLOAD_DEADLINE bounds the whole download.
+    """
     logger.info("download of %s started (attempt %d)", url, self.request.retries + 1)
+    _prune_download_dir()
     result = download_to_dir(
         url,
         settings.download_dir,
         max_bytes=settings.download_max_bytes,
         timeout=settings.download_timeout,
+        deadline=settings.download_deadline,
         allowed_networks=settings.download_allowed_networks,
     )
     logger.info("downloaded %s: %d bytes to %s", url, result.bytes, result.path)
@@ -91,6 +99,23 @@ def download(self: Task, url: str) -> dict[str, Any]:
         "sha256": result.sha256,
         "hostname": socket.gethostname(),
     }
+
+
+def _prune_download_dir() -> None:
+    try:
+        removed = prune_downloads(
+            settings.download_dir,
+            max_age=settings.download_max_age,
+            quota_bytes=settings.download_quota_bytes,
+            reserve_bytes=settings.download_max_bytes,
+            # A partial file unmodified for the hard time limit has no live writer.
+            part_max_age=settings.task_time_limit,
+        )
+    except OSError as exc:  # the download itself reports a folder it cannot use
+        logger.warning("cannot prune %s: %s", settings.download_dir, exc)
+        return
+    if removed:
+        logger.info("removed %d old download(s) from %s", len(removed), settings.download_dir)
 
 
 @functools.cache

@@ -4,11 +4,16 @@ A URL is allowed when its scheme is http or https and EVERY address its host res
 either a public (globally routable) address or inside one of the explicitly allowed networks.
 This keeps workers from being used to reach the broker, the result store, cloud metadata
 endpoints (169.254.169.254) or anything else on the private side of the network.
+
+Refusals name the URL's host and the general reason, never the address a name resolved to:
+the message ends up in the job's error, and printing resolved addresses there would let anyone
+who can submit jobs map the internal DNS. The address is logged (INFO) on the worker instead.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +26,13 @@ Resolver = Callable[[str, int], Iterable[str]]
 ALLOWED_SCHEMES = ("http", "https")
 # The longest URL the download task takes (the job request schema, public_tasks, uses it too).
 MAX_URL_LENGTH = 2048
+# Why an address is refused, in general terms (the same words for every refused address).
+FORBIDDEN_ADDRESS = (
+    "a forbidden address (private, loopback, link-local or reserved, and not in "
+    "KITAPP_DOWNLOAD_ALLOWED_NETWORKS)"
+)
+
+logger = logging.getLogger(__name__)
 
 
 class UrlNotAllowedError(ValueError):
@@ -40,7 +52,9 @@ def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise UrlNotAllowedError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+        raise UrlNotAllowedError(
+            f"host {host!r} is not allowed: it cannot be resolved ({exc.strerror})"
+        ) from None
     return [str(info[4][0]) for info in infos]
 
 
@@ -99,18 +113,22 @@ def check_url_allowed(
         literal = None
     raw_addresses = [str(literal)] if literal is not None else list(resolver(host, port))
     if not raw_addresses:
-        raise UrlNotAllowedError(f"host {host!r} resolves to no address")
+        raise UrlNotAllowedError(f"host {host!r} is not allowed: it resolves to no address")
 
     addresses: list[str] = []
     for raw in raw_addresses:
         try:
             address = _normalise(ipaddress.ip_address(raw.split("%", 1)[0]))
         except ValueError:
-            raise UrlNotAllowedError(f"host {host!r} resolved to an invalid address") from None
-        if not address_allowed(address, allowed_networks):
             raise UrlNotAllowedError(
-                f"host {host!r} resolves to {address}, a private, loopback, link-local or "
-                "reserved address that is not in KITAPP_DOWNLOAD_ALLOWED_NETWORKS"
+                f"host {host!r} is not allowed: it resolves to an invalid address"
+            ) from None
+        if not address_allowed(address, allowed_networks):
+            # The address goes to the worker's log only, never into the message.
+            logger.info(
+                "refused URL host %r: its address %s is %s", host, address, FORBIDDEN_ADDRESS
             )
+            verb = "is" if literal is not None else "resolves to"
+            raise UrlNotAllowedError(f"host {host!r} is not allowed: it {verb} {FORBIDDEN_ADDRESS}")
         addresses.append(str(address))
     return AllowedUrl(url=url, host=host, port=port, addresses=tuple(addresses))

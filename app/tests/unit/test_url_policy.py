@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import socket
 from collections.abc import Iterable
 
 import pytest
 
-from kitapp.url_policy import UrlNotAllowedError, check_url_allowed
+from kitapp.url_policy import UrlNotAllowedError, check_url_allowed, system_resolver
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
@@ -18,7 +20,7 @@ class FakeResolver:
     def __call__(self, host: str, port: int) -> Iterable[str]:
         self.calls.append((host, port))
         if host not in self.answers:
-            raise UrlNotAllowedError(f"cannot resolve host {host!r}")
+            raise UrlNotAllowedError(f"host {host!r} is not allowed: it cannot be resolved")
         return self.answers[host]
 
 
@@ -70,21 +72,8 @@ def test_every_address_is_returned() -> None:
         ("http://user:pw@example.org/", "user names or passwords are not allowed"),
         ("", "non-empty string"),
         ("http://example.org/" + "a" * 2048, "longer than 2048"),
-        ("http://localhost/", "resolves to 127.0.0.1"),
-        ("http://127.0.0.1:6379/", "resolves to 127.0.0.1"),
-        ("http://[::1]/", "resolves to ::1"),
-        ("http://0.0.0.0/", "resolves to 0.0.0.0"),
-        ("http://intranet/", "resolves to 10.0.0.5"),
-        ("http://mixed/", "resolves to 192.168.1.10"),
-        ("http://metadata/latest", "resolves to 169.254.169.254"),
-        ("http://169.254.169.254/", "resolves to 169.254.169.254"),
-        ("http://mapped/", "resolves to 127.0.0.1"),
-        ("http://cgnat/", "resolves to 100.64.0.1"),
-        ("http://scoped/", "resolves to fe80::1"),
-        ("http://240.0.0.1/", "resolves to 240.0.0.1"),
-        ("http://224.0.0.1/", "resolves to 224.0.0.1"),
-        ("http://empty/", "resolves to no address"),
-        ("http://nosuchhost.invalid/", "cannot resolve host"),
+        ("http://empty/", "host 'empty' is not allowed: it resolves to no address"),
+        ("http://nosuchhost.invalid/", "host 'nosuchhost.invalid' is not allowed"),
     ],
 )
 def test_refused_urls(url: str, message: str) -> None:
@@ -93,16 +82,83 @@ def test_refused_urls(url: str, message: str) -> None:
     assert message in str(info.value)
 
 
+FORBIDDEN = (
+    "a forbidden address (private, loopback, link-local or reserved, and not in "
+    "KITAPP_DOWNLOAD_ALLOWED_NETWORKS)"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "address"),
+    [
+        ("http://localhost/", "localhost", "127.0.0.1"),
+        ("http://intranet/", "intranet", "10.0.0.5"),
+        ("http://mixed/", "mixed", "192.168.1.10"),
+        ("http://metadata/latest", "metadata", "169.254.169.254"),
+        ("http://mapped/", "mapped", "127.0.0.1"),
+        ("http://cgnat/", "cgnat", "100.64.0.1"),
+        ("http://scoped/", "scoped", "fe80::1"),
+    ],
+)
+def test_refused_names_do_not_reveal_the_address(
+    url: str, host: str, address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.INFO, logger="kitapp.url_policy"),
+        pytest.raises(UrlNotAllowedError) as info,
+    ):
+        check_url_allowed(url, (), RESOLVER)
+    message = str(info.value)
+    assert message == f"host {host!r} is not allowed: it resolves to {FORBIDDEN}"
+    for answer in RESOLVER.answers[host]:
+        assert answer.split("%")[0] not in message
+    assert address not in message
+    # The worker's log has the detail.
+    assert f"its address {address} is" in caplog.text
+    assert repr(host) in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://127.0.0.1:6379/", "127.0.0.1"),
+        ("http://[::1]/", "::1"),
+        ("http://0.0.0.0/", "0.0.0.0"),
+        ("http://169.254.169.254/", "169.254.169.254"),
+        ("http://240.0.0.1/", "240.0.0.1"),
+        ("http://224.0.0.1/", "224.0.0.1"),
+    ],
+)
+def test_refused_address_literals(url: str, host: str) -> None:
+    with pytest.raises(UrlNotAllowedError) as info:
+        check_url_allowed(url, (), RESOLVER)
+    assert str(info.value) == f"host {host!r} is not allowed: it is {FORBIDDEN}"
+
+
+def test_system_resolver_failure_names_the_host_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_such_host(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)  # no DNS query from a unit test
+    with pytest.raises(UrlNotAllowedError) as info:
+        system_resolver("nosuchhost.invalid", 80)
+    assert str(info.value).startswith(
+        "host 'nosuchhost.invalid' is not allowed: it cannot be resolved ("
+    )
+
+
 def test_allowed_networks_open_private_ranges() -> None:
     assert check_url_allowed(
         "http://localhost:8000/f", LOOPBACK + (ipaddress.ip_network("::1/128"),), RESOLVER
     ).addresses == ("127.0.0.1", "::1")  # noqa: E501
     assert check_url_allowed("http://127.0.0.1:8000/f", LOOPBACK, RESOLVER).port == 8000
     assert check_url_allowed("http://mapped/", LOOPBACK, RESOLVER).addresses == ("127.0.0.1",)
-    with pytest.raises(UrlNotAllowedError, match="resolves to ::1"):
-        check_url_allowed("http://localhost/", LOOPBACK, RESOLVER)
-    with pytest.raises(UrlNotAllowedError, match="resolves to 10.0.0.5"):
+    with pytest.raises(UrlNotAllowedError, match="host 'localhost' is not allowed") as info:
+        check_url_allowed("http://localhost/", LOOPBACK, RESOLVER)  # ::1 is not in 127/8
+    assert "::1" not in str(info.value)
+    with pytest.raises(UrlNotAllowedError, match="resolves to a forbidden address") as info:
         check_url_allowed("http://intranet/", LOOPBACK, RESOLVER)
+    assert "10.0.0.5" not in str(info.value)
     intranet = (ipaddress.ip_network("10.0.0.0/24"),)
     assert check_url_allowed("http://intranet/", intranet, RESOLVER).addresses == ("10.0.0.5",)
 
