@@ -33,7 +33,8 @@ def test_project_workers_run_as_its_own_user_from_its_own_release(
         owners = {line.split(None, 1)[0] for line in lines if command in line}
         assert owners == {pv["celery_app_user"]}, (name, owners)
         assert hosts[name].file(f"{pv['celery_app_base_dir']}/current/app/CeleryApp.py").exists
-        assert hosts[name].file(pv["celery_app_env_file"]).mode == 0o600
+        env = hosts[name].file(pv["celery_app_env_file"])  # the app reads it, root writes it
+        assert (env.user, env.group, env.mode) == ("root", pv["celery_app_user"], 0o640)
 
 
 def test_project_has_its_own_vhost_and_its_user_no_other(
