@@ -38,9 +38,13 @@ def report(request: pytest.FixtureRequest) -> Callable[[Outcome], None]:
 
 
 @pytest.fixture(scope="session")
-def read_ledger(hosts: dict, kit_vars: dict, web_host_name: str) -> Callable[[list[str]], dict]:
-    """Reads ledger counts with kitapp-ledger on a web host, as the app user."""
-    hv = kit_vars[web_host_name]
+def read_ledger(
+    hosts: dict, kit_vars: dict, worker_hosts: list[str]
+) -> Callable[[list[str]], dict]:
+    """Reads ledger counts with kitapp-ledger on a worker host, as the app user (the web hosts'
+    Redis user may not read the ledger)."""
+    reader = worker_hosts[0]
+    hv = kit_vars[reader]
     base = hv["celery_app_base_dir"]
     command = (
         f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/kitapp-ledger"
@@ -49,7 +53,7 @@ def read_ledger(hosts: dict, kit_vars: dict, web_host_name: str) -> Callable[[li
     def read(ids: list[str]) -> dict[str, int]:
         if not ids:
             return {"executions": {}, "redelivered": {}}
-        out = hosts[web_host_name].run(
+        out = hosts[reader].run(
             f"printf '%s\\n' {' '.join(shlex.quote(i) for i in ids)} | {command}"
         )
         assert out.rc == 0, out.stderr

@@ -285,6 +285,85 @@ def test_a_burst_of_submissions_from_one_address_gets_429_with_a_json_body(
     assert requests_from(hosts[client], "GET", f"{web_url}/api/jobs/not-a-uuid", 5)[-1][0] == 404
 
 
+# Run on an app host as the app, with its environment: tries each Redis command of argv[1] (JSON:
+# [[command, args...], ...]) with the app's own result-store URL; prints one word per command.
+REDIS_AS_APP = """
+import json, os, sys
+import redis
+client = redis.Redis.from_url(os.environ["KITAPP_RESULT_BACKEND"], socket_timeout=5)
+out = []
+for command in json.loads(sys.argv[1]):
+    try:
+        client.execute_command(*command)
+        out.append("ALLOWED")
+    except redis.exceptions.NoPermissionError:
+        out.append("REFUSED")
+print(json.dumps(out))
+"""
+
+
+def redis_as_app(hosts, kit_vars, name: str, commands: list[list[str]]) -> dict[str, str]:
+    hv = kit_vars[name]
+    base = hv["celery_app_base_dir"]
+    out = hosts[name].run(
+        f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/python "
+        f"-c {shlex.quote(REDIS_AS_APP)} {shlex.quote(json.dumps(commands))}"
+    )
+    assert out.rc == 0, out.stderr
+    return dict(zip([" ".join(c) for c in commands], json.loads(out.stdout), strict=True))
+
+
+# What only an operator (Redis's default user) may do; neither app user can.
+DANGEROUS = [["FLUSHALL"], ["CONFIG", "GET", "requirepass"], ["KEYS", "*"], ["ACL", "LIST"]]
+
+
+def test_web_hosts_redis_user_reaches_its_keys_only(hosts, kit_vars, web_host_name) -> None:
+    if not kit_vars[web_host_name]["redis_acl_users"]:
+        pytest.skip("this inventory defines no Redis ACL users")
+    seen = redis_as_app(
+        hosts,
+        kit_vars,
+        web_host_name,
+        [
+            ["GET", "kitapp:job:probe"],  # its job records
+            ["GET", "celery-task-meta-probe"],  # results: read
+            ["SET", "celery-task-meta-probe", "forged"],  # ... but not write
+            ["HGET", "kitapp:ledger", "probe"],  # the workers' ledger
+            *DANGEROUS,
+        ],
+    )
+    assert seen == {
+        "GET kitapp:job:probe": "ALLOWED",
+        "GET celery-task-meta-probe": "ALLOWED",
+        "SET celery-task-meta-probe forged": "REFUSED",
+        "HGET kitapp:ledger probe": "REFUSED",
+        **{" ".join(c): "REFUSED" for c in DANGEROUS},
+    }
+
+
+def test_workers_redis_user_reaches_its_keys_only(hosts, kit_vars, worker_hosts) -> None:
+    name = worker_hosts[0]
+    if not kit_vars[name]["redis_acl_users"]:
+        pytest.skip("this inventory defines no Redis ACL users")
+    seen = redis_as_app(
+        hosts,
+        kit_vars,
+        name,
+        [
+            ["HGET", "kitapp:ledger", "probe"],
+            ["GET", "celery-task-meta-probe"],
+            ["GET", "kitapp:job:probe"],  # the web's job records
+            *DANGEROUS,
+        ],
+    )
+    assert seen == {
+        "HGET kitapp:ledger probe": "ALLOWED",
+        "GET celery-task-meta-probe": "ALLOWED",
+        "GET kitapp:job:probe": "REFUSED",
+        **{" ".join(c): "REFUSED" for c in DANGEROUS},
+    }
+
+
 # Last in this module: the fixture below turns API tokens on for the web hosts (as the production
 # inventory has them) until the module's end.
 @pytest.fixture(scope="module")
