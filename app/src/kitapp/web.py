@@ -65,6 +65,19 @@ class BadRequestBody(ValueError):
     """The request body is not JSON the API accepts; str() says why (for a 400)."""
 
 
+def _was_nacked(exc: BaseException) -> bool:
+    """Whether the broker refused the message (a nack: the queue is at its max-length policy).
+    kombu retries a nacked publish, then raises OperationalError from the MessageNacked."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, MessageNacked):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _unavailable(what: str, exc: BaseException) -> ServiceUnavailable:
     """The exception for clients (``what`` only); the details, with addresses, to the log."""
     log.warning("%s: %s", what, _short(exc))
@@ -298,8 +311,7 @@ class JobService:
                 self.store.forget(job.id, owner)
             except RedisError:
                 log.warning("could not remove the record of unpublished job %s", job.id)
-            # A nack: the broker refused the message (the queue is at its max-length policy).
-            full = isinstance(exc, MessageNacked)
+            full = _was_nacked(exc)
             raise ServiceUnavailable(QUEUE_FULL if full else BROKER_UNAVAILABLE) from exc
         return job
 

@@ -76,8 +76,11 @@ class FakeCelery:
     def send_task(self, name: str, args: list[object], task_id: str) -> None:
         if self.broker_down:
             raise OperationalError(BROKER_DOWN)
-        if self.queue_full:
-            raise MessageNacked("basic.nack")
+        if self.queue_full:  # as kombu raises it once its retries of the nacked publish end
+            try:
+                raise MessageNacked("basic.nack")
+            except MessageNacked as nack:
+                raise OperationalError("basic.nack") from nack
         self.sent.append((name, args, task_id))
 
     @contextmanager
