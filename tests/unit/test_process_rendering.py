@@ -16,6 +16,8 @@ import pytest
 import yaml
 from cluster_runs import playbook
 
+SETPRIV = ["/usr/bin/setpriv", "--no-new-privs", "--"]
+
 INVENTORY = {
     "all": {
         "vars": {
@@ -109,6 +111,9 @@ def test_supervisor_and_systemd_agree_on_command_user_stop_and_log(rendered: Pat
         service = unit["Service"]
 
         sup_argv = shlex.split(supervisor_expand(sup["command"], number))
+        # supervisor starts each program through setpriv (no_new_privs), which execs it.
+        assert sup_argv[: len(SETPRIV)] == SETPRIV, name
+        sup_argv = sup_argv[len(SETPRIV) :]
         systemd_argv = shlex.split(systemd_expand(service["ExecStart"][0], instance))
         socket_file = rendered / host / "systemd" / f"{name}.socket"
         if socket_file.exists():
@@ -160,3 +165,24 @@ def test_each_manager_names_a_process_once_and_by_its_own_rule(rendered: Path) -
                 assert d["control"] == f"{d['program']}@{d['instance']}.service"
             else:
                 assert (s["control"], d["control"]) == (s["program"], f"{d['program']}.service")
+
+
+def test_every_systemd_unit_is_sandboxed_read_only_but_for_its_write_paths(rendered: Path) -> None:
+    """No capabilities, no new privileges, the system read-only; workers and beat write only the
+    app's state folder (downloads, beat's schedule), gunicorn and Flower nothing."""
+    expected_writes = {
+        "celery_worker": ["/var/lib/kitapp"],
+        "celery_beat": ["/var/lib/kitapp"],
+        "gunicorn": [],
+        "flower": [],
+    }
+    for host, process in programs(rendered):
+        name = process["program"]
+        unit_file = f"{name}@.service" if process["instance"] else f"{name}.service"
+        service = systemd_unit(rendered / host / "systemd" / unit_file)["Service"]
+        assert service["ProtectSystem"] == ["strict"], name
+        assert service["NoNewPrivileges"] == ["yes"], name
+        assert service["CapabilityBoundingSet"] == [""], name
+        assert service["PrivateTmp"] == ["yes"] and service["ProtectHome"] == ["yes"], name
+        writes = service.get("ReadWritePaths", [""])[0].split()
+        assert writes == expected_writes[process["role"]], name
