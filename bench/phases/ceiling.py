@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from cluster import kit_worker_processes
 
+from phases.common import queue_room
+
 if TYPE_CHECKING:
     from run import Bench
 
@@ -19,7 +21,7 @@ def run(bench: Bench) -> dict[str, Any]:
             "--queue",
             f"bench-amqp-{bench.run_id}",
             "--count",
-            str(bench.args.amqp_messages),
+            str(queue_room(bench, bench.args.amqp_messages)),
             "--consumers",
             str(consumers),
             "--max-seconds",

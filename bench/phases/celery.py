@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from phases.common import HAND_QUEUE, delete_hand_queue, hand_drain, publish
+from phases.common import HAND_QUEUE, delete_hand_queue, hand_drain, publish, queue_room
 
 if TYPE_CHECKING:
     from run import Bench
 
 
 def run(bench: Bench) -> dict[str, Any]:
-    n = bench.args.tasks
+    n = queue_room(bench, bench.args.tasks)
     out: dict[str, Any] = {"tasks": n, "kit": {}, "hand": {}}
     bench.say("pausing the kit workers (queue fills while nothing consumes)")
     bench.kit_workers("stop")

@@ -16,6 +16,26 @@ PYSPY_VENV = "/tmp/kitbench-pyspy"
 PYSPY_RATE = 100  # samples per second
 
 
+def queue_room(bench: Bench, wanted: int) -> int:
+    """How many messages a phase may put in one queue at once: what it wants, at most 90 % of the
+    app vhost's max-length (kitapp_queue_max_length; the broker refuses publishes past it, and
+    beat and the web front end publish too). Says so when it cuts the count."""
+    limits = [
+        int(hv["kitapp_queue_max_length"])
+        for hv in bench.kit_vars.values()
+        if "kitapp_queue_max_length" in hv
+    ]
+    if not limits:
+        return wanted
+    room = min(limits) * 9 // 10
+    if wanted > room:
+        bench.say(
+            f"{wanted} messages would pass the queues' max-length {min(limits)}: using {room}"
+        )
+        return room
+    return wanted
+
+
 def publish(
     bench: Bench, queue: str | None, count: int, ids_file: str, extra: list[str] | None = None
 ) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cluster import remote_files
 
-from phases.common import HAND_QUEUE, delete_hand_queue, hand_drain, publish
+from phases.common import HAND_QUEUE, delete_hand_queue, hand_drain, publish, queue_room
 
 if TYPE_CHECKING:
     from run import Bench
@@ -38,7 +38,9 @@ def sweep_point(bench: Bench, load: Workload, concurrency: int, prefetch: int) -
     extra = ["--sleep-pattern", load.sleep_pattern] if load.sleep_pattern else []
     bench.say(f"{load.name}: concurrency {concurrency}, prefetch {prefetch}")
     try:
-        point["publish"] = publish(bench, HAND_QUEUE, load.tasks, "sweep.ids", extra)
+        point["publish"] = publish(
+            bench, HAND_QUEUE, queue_room(bench, load.tasks), "sweep.ids", extra
+        )
         with ThreadPoolExecutor(max_workers=max(1, len(helpers))) as pool:
             started = [
                 pool.submit(

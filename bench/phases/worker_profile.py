@@ -12,7 +12,7 @@ import pyspy_profile
 from cluster import RemoteError
 from report import cpu_busy_fraction
 
-from phases.common import PYSPY_RATE, PYSPY_VENV, ensure_pyspy, publish
+from phases.common import PYSPY_RATE, PYSPY_VENV, ensure_pyspy, publish, queue_room
 
 if TYPE_CHECKING:
     from run import Bench
@@ -31,7 +31,7 @@ def run(bench: Bench) -> dict[str, Any]:
     bench.say("pausing the kit workers (queue fills while nothing consumes)")
     bench.kit_workers("stop")
     try:
-        published = publish(bench, None, a.profile_tasks, "profile.ids")
+        published = publish(bench, None, queue_room(bench, a.profile_tasks), "profile.ids")
         bench.say("starting only this host's kit workers", host.name)
         running = bench.kit_workers("start", [host])[0]
         pids = [pid for pid in running.values() if pid]
