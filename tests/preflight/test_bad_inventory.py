@@ -140,6 +140,17 @@ def test_even_number_of_brokers_with_quorum_queues_is_refused(tmp_path) -> None:
     assert_nothing_ran_on_hosts(output)
 
 
+def test_worker_group_outlasting_the_brokers_consumer_timeout_is_refused(tmp_path) -> None:
+    inventory = good_inventory()
+    # 4 prefetched x 360 s hard limit = 1440 s may pass between a delivery and its ack.
+    inventory["all"]["hosts"]["b1"]["rabbitmq_consumer_timeout_ms"] = 1_200_000
+    output = run_site(tmp_path, inventory)
+    assert "Worker group 'default' on w1 may hold a task's message unacknowledged" in output
+    assert "for 1440 s (prefetch_multiplier x time_limit), not below the brokers'" in output
+    assert "consumer_timeout of 1200 s" in output
+    assert_nothing_ran_on_hosts(output)
+
+
 @pytest.mark.parametrize("variable", ["kitapp_broker_password", "kit_rabbitmq_erlang_cookie"])
 def test_missing_required_variable_is_named(tmp_path, variable) -> None:
     output = run_site(tmp_path, good_inventory(), drop_variable=variable)

@@ -25,7 +25,14 @@ INVENTORY = {
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         },
         "hosts": {
-            "worker1": {"cluster_address": "192.0.2.21"},
+            "worker1": {
+                "cluster_address": "192.0.2.21",
+                # The role's default group, and one with limits of its own.
+                "celery_worker_groups": [
+                    {"name": "default", "queues": ["kitapp"], "concurrency": 2},
+                    {"name": "long", "queues": ["long"], "time_limit": 900, "soft_time_limit": 600},
+                ],
+            },
             "web1": {"cluster_address": "192.0.2.31", "gunicorn_tcp_address": "192.0.2.31"},
         },
         "children": {
@@ -147,11 +154,23 @@ def test_supervisor_and_systemd_agree_on_command_user_stop_and_log(rendered: Pat
         assert {k: v.strip('"') for k, v in sup_env.items()} == systemd_env, name
 
 
-def test_a_worker_is_signalled_alone_and_outwaits_its_hard_time_limit(rendered: Path) -> None:
-    """Celery's warm shutdown: TERM to the main process only, longer than a task may run."""
-    sup = supervisor_program(rendered / "worker1" / "supervisor" / "kitapp-worker-default.conf")
+def option(argv: list[str], name: str) -> int:
+    (value,) = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+    return int(value)
+
+
+@pytest.mark.parametrize(("group", "hard", "soft"), [("default", 360, 300), ("long", 900, 600)])
+def test_a_worker_has_its_groups_time_limits_and_outwaits_the_hard_one(
+    rendered: Path, group: str, hard: int, soft: int
+) -> None:
+    """Every group's tasks get a hard and a soft limit on the worker's command line, whatever the
+    project's own configuration says; the stop (Celery's warm shutdown: TERM to the main process
+    only) waits longer than the hard limit, so a stop never kills a task within its limit."""
+    sup = supervisor_program(rendered / "worker1" / "supervisor" / f"kitapp-worker-{group}.conf")
+    argv = shlex.split(sup["command"])
+    assert (option(argv, "time-limit"), option(argv, "soft-time-limit")) == (hard, soft)
     assert sup["stopasgroup"] == "false"
-    assert int(sup["stopwaitsecs"]) > 360
+    assert int(sup["stopwaitsecs"]) > hard
 
 
 def test_each_manager_names_a_process_once_and_by_its_own_rule(rendered: Path) -> None:

@@ -1,4 +1,4 @@
-"""The tasks: the tutorial's three, plus noop, sleep, download and ledger.
+"""The tasks: the tutorial's three, plus noop, sleep, download, ledger and poison.
 
 Each has an explicit, stable Celery name ("kitapp.<function name>") so that producers can
 send it by name without importing this module.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -127,6 +128,19 @@ def _ledger() -> Ledger:
 def ledger(self: Task, seconds: float) -> dict[str, Any]:
     """Works for `seconds`, then counts one complete execution of this job id in the ledger."""
     time.sleep(float(seconds))
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    executions = _ledger().record(self.request.id, redelivered=redelivered)
+    return {"executions": executions, "hostname": socket.gethostname()}
+
+
+@app.task(bind=True, name="kitapp.poison")
+def poison(self: Task) -> dict[str, Any]:
+    """A fault-test job with a fatal bug: it kills the process running it (as a crash in a C
+    extension or the kernel's out-of-memory killer would) until the ledger marks its id cured;
+    then it counts one execution. Not on the web API: only a broker client can send it."""
+    if not _ledger().is_cured(self.request.id):
+        logger.warning("poison %s: killing its own pool process %d", self.request.id, os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     executions = _ledger().record(self.request.id, redelivered=redelivered)
     return {"executions": executions, "hostname": socket.gethostname()}
