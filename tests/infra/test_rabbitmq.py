@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import pytest
@@ -193,3 +194,67 @@ def test_quorum_queue_has_a_member_on_every_broker(host, kit_vars) -> None:
             )
         )
     assert sorted(member["Node Name"].split("@", 1)[1] for member in status) == brokers
+
+
+def test_each_queue_of_the_app_vhost_has_the_highest_priority_policy_matching_it(
+    host, kit_vars
+) -> None:
+    """Task queues dead-letter, the dead-letter queue does not, Celery's event and reply queues
+    (which expire messages) only have the length limit."""
+    hv = kit_vars[host.backend.get_hostname()]
+    vhost = hv["kitapp_broker_vhost"]
+    queues = {
+        q["name"]: q["policy"]
+        for q in rabbitmqctl_json(host, "list_queues", "-p", vhost, "name", "policy")
+    }
+    policies = [
+        p
+        for p in hv["rabbitmq_policies"]
+        if p.get("state", "present") == "present" and p["vhost"] == vhost
+    ]
+
+    def expected(queue: str) -> str:
+        matching = [p for p in policies if re.search(p["pattern"], queue)]
+        return max(matching, key=lambda p: p.get("priority", 0))["name"]
+
+    dead_letters = hv["celery_app_dead_letter_queue"]
+    assert dead_letters in queues
+    assert set(hv["kitapp_task_queues"]) <= set(queues)
+    assert len(queues) > len(hv["kitapp_task_queues"]) + 1  # Celery's own queues are there too
+    assert queues == {name: expected(name) for name in queues}
+    task_policy = {p["name"]: p for p in policies}[queues[hv["kitapp_task_queues"][0]]]
+    assert task_policy["tags"]["dead-letter-exchange"] == dead_letters
+    assert (
+        "dead-letter-exchange" not in {p["name"]: p for p in policies}[queues[dead_letters]]["tags"]
+    )
+
+
+def test_dead_letter_exchange_routes_to_a_durable_replicated_queue(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    vhost, dead_letters = hv["kitapp_broker_vhost"], hv["celery_app_dead_letter_queue"]
+    (queue,) = [
+        q
+        for q in rabbitmqctl_json(host, "list_queues", "-p", vhost, "name", "type", "durable")
+        if q["name"] == dead_letters
+    ]
+    assert queue["durable"] is True
+    assert queue["type"] == hv["celery_app_dead_letter_queue_type"]
+    bindings = rabbitmqctl_json(
+        host, "list_bindings", "-p", vhost, "source_name", "destination_name", "destination_kind"
+    )
+    assert {
+        "source_name": dead_letters,
+        "destination_name": dead_letters,
+        "destination_kind": "queue",
+    } in bindings
+
+
+def test_consumer_timeout_is_the_one_derived_from_the_worker_groups(host, kit_vars) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    with host.sudo():
+        value = host.check_output(
+            "rabbitmqctl --quiet eval 'application:get_env(rabbit, consumer_timeout).'"
+        )
+    assert value == f"{{ok,{int(hv['rabbitmq_consumer_timeout_ms'])}}}"
+    longest = max(int(s) for s in hv["kit_worker_group_unacked_seconds"].values())
+    assert int(hv["rabbitmq_consumer_timeout_ms"]) > longest * 1000
