@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-type", choices=["quorum", "classic"], default="quorum")
     parser.add_argument("--ca-file", help="CA of the brokers' certificates (amqps)")
     parser.add_argument("--all", action="store_true", help="replay every dead letter")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     if args.action == "replay" and not (args.ids or args.all):
         parser.error("replay needs task ids or --all")
 
