@@ -40,7 +40,7 @@ BROKER_HEADERS = (
     "x-delivery-count",
 )
 # Message properties a replayed copy keeps.
-KEPT_PROPERTIES = ("correlation_id", "reply_to", "priority", "expiration", "message_id")
+KEPT_PROPERTIES = ("correlation_id", "reply_to", "expiration", "message_id")
 
 
 def _text(value: Any) -> str:
@@ -149,6 +149,7 @@ def replay(ch: Any, message: Any, row: dict[str, Any]) -> None:
     kept = {k: properties[k] for k in KEPT_PROPERTIES if k in properties}
     copy = ch.prepare_message(
         message.body,
+        priority=properties.get("priority"),
         content_type=properties.get("content_type"),
         content_encoding=properties.get("content_encoding"),
         headers=replay_headers(properties.get("application_headers")),
