@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from ledger_batch import Batch, Outcome, format_table, write_json
+from monitoring import Alerts
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 OUTCOMES = pytest.StashKey[list[Outcome]]()
@@ -68,3 +69,10 @@ def new_batch(web_url: str, read_ledger) -> Callable[..., Batch]:
         return Batch(web_url=web_url, read_ledger=read_ledger, seconds=seconds)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def alerts(hosts: dict, kit_vars: dict) -> Alerts:
+    """Alertmanager on the inventory's monitoring host (the fault tests need one)."""
+    (name,) = [n for n, v in kit_vars.items() if "monitoring" in v["groups"]]
+    return Alerts(hosts[name], kit_vars[name])

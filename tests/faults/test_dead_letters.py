@@ -1,4 +1,4 @@
-"""A task that kills its worker every time is dead-lettered, not dropped, and can be replayed.
+"""A task that kills its worker every time is dead-lettered, not dropped, alerted on, replayed.
 
 The `poison` job kills the pool process running it until the ledger marks its id cured. Each
 death gives its message back to the quorum queue (late ack, reject on worker lost), which counts
@@ -64,7 +64,7 @@ def task_queue_delivery_limit(hv: dict) -> int:
 
 
 def test_task_killing_its_worker_every_time_is_dead_lettered_not_lost_and_replayed(
-    app_host, hosts, worker_hosts, kit_vars, inventory, read_ledger, report
+    app_host, hosts, worker_hosts, kit_vars, inventory, read_ledger, report, alerts
 ) -> None:
     host, hv = app_host
     assert hv["kitapp_queue_type"] == "quorum", "delivery limits are a quorum-queue feature"
@@ -99,6 +99,7 @@ def test_task_killing_its_worker_every_time_is_dead_lettered_not_lost_and_replay
     kills = deaths(hosts, worker_hosts, logs, job_id)
     assert kills > limit, f"the job was dead-lettered after {kills} deaths (limit {limit})"
     assert read_ledger([job_id])["executions"][job_id] == 0  # it never ran to its end
+    alerted = alerts.wait_firing("KitDeadLetters", 120, queue=hv["celery_app_dead_letter_queue"])
 
     # The fix is out: the job is cured, and the operator replays it.
     cured = host.run(
@@ -117,6 +118,7 @@ def test_task_killing_its_worker_every_time_is_dead_lettered_not_lost_and_replay
         f"the replayed job {job_id} to run",
     )
     assert read_ledger([job_id])["executions"][job_id] == 1
+    alerts.wait_cleared("KitDeadLetters", 120, queue=hv["celery_app_dead_letter_queue"])
     report(
         Outcome(
             scenario="poison task past the delivery limit, replayed",
@@ -127,6 +129,7 @@ def test_task_killing_its_worker_every_time_is_dead_lettered_not_lost_and_replay
             redelivered=read_ledger([job_id])["redelivered"][job_id],
             recovery_seconds=None,
             drain_seconds=round(time.monotonic() - started, 1),
-            note=f"dead-lettered after {kills} deaths in {dead_lettered_after:.0f} s",
+            note=f"dead-lettered after {kills} deaths in {dead_lettered_after:.0f} s; "
+            f"KitDeadLetters fired {alerted:.0f} s later and cleared after the replay",
         )
     )
