@@ -15,8 +15,10 @@ class Alerts:
 
     def active(self) -> list[dict[str, str]]:
         """The labels of every alert Alertmanager holds active (firing, not resolved)."""
+        url = f"{self.url}/api/v2/alerts?active=true&silenced=false"
         out = self.host.check_output(
-            f"curl -sf --max-time 10 '{self.url}/api/v2/alerts?active=true&silenced=false'"
+            f"python3 -c 'import sys, urllib.request as u; "
+            f"print(u.urlopen(sys.argv[1], timeout=10).read().decode())' '{url}'"
         )
         return [alert["labels"] for alert in json.loads(out)]
 
