@@ -12,7 +12,10 @@ testinfra_hosts = ["ansible://monitoring"]
 
 EXPORTER_JOBS = ("node", "rabbitmq", "redis")
 # GET a URL on a host with its own Python (the hosts have no curl); prints the body.
-GET = "python3 -c 'import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=5).read().decode())' "
+GET = (
+    "python3 -c 'import sys, urllib.request as u; "
+    "print(u.urlopen(sys.argv[1], timeout=5).read().decode())' "
+)
 # A fresh Prometheus needs a scrape interval or two before every target has been seen.
 TARGETS_TIMEOUT = 90
 
