@@ -1,9 +1,7 @@
 """A user drives the web page in a real headless Chromium, through nginx, gunicorn and a worker.
 
-The browser is Debian's Chromium driven by Debian's chromedriver (packages `chromium` and
-`chromium-driver`, installed by `make host`); nothing is downloaded at run time (Selenium
-Manager is never used: both paths are given explicitly). Chromium runs with background
-networking off, so the only traffic is to the cluster's web front end.
+The browser is Debian's Chromium (tests/e2e/chromium.py); the only traffic is to the cluster's
+web front end.
 
 The page is loaded over HTTPS when the site serves it. Chromium is told to accept exactly the
 public key of the front end's certificate, read from a TLS connection that first verified it
@@ -22,42 +20,24 @@ import hashlib
 import socket
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from chromium import PAGE_TIMEOUT, start_chromium
 from cluster_runs import front_end_plain_url
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # Straight to the cluster, whatever proxy the environment names.
-    "--no-proxy-server",
-    "--window-size=1280,900",
-]
 FINAL_STATES = ("SUCCESS", "FAILURE")
 KNOWN_STATES = {"PENDING", "STARTED", "RETRY", *FINAL_STATES}
 JOB_TIMEOUT = 120
-PAGE_TIMEOUT = 30
 
 
 def verified_spki_hash(url: str, ca_bundle: str) -> str:
@@ -84,30 +64,11 @@ def verified_spki_hash(url: str, ca_bundle: str) -> str:
 def browser(
     tmp_path_factory: pytest.TempPathFactory, web_url: str, web_ca_bundle: str | None
 ) -> Iterator[webdriver.Chrome]:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
-    if missing:
-        pytest.fail(
-            f"{' and '.join(missing)} missing: install Debian's chromium and chromium-driver "
-            "(`make host` does, via vagrant/host-setup.sh)",
-            pytrace=False,
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in CHROMIUM_ARGS:
-        options.add_argument(arg)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    extra = []
     if web_url.startswith("https://") and web_ca_bundle:
         spki = verified_spki_hash(web_url, web_ca_bundle)
-        options.add_argument(f"--ignore-certificate-errors-spki-list={spki}")
-    service = Service(
-        executable_path=str(CHROMEDRIVER),
-        log_output=str(tmp_path_factory.mktemp("chromedriver") / "chromedriver.log"),
-    )
-    try:
-        driver = webdriver.Chrome(service=service, options=options)
-    except WebDriverException as exc:
-        pytest.fail(f"could not start headless Chromium: {exc.msg}", pytrace=False)
-    driver.set_page_load_timeout(PAGE_TIMEOUT)
+        extra.append(f"--ignore-certificate-errors-spki-list={spki}")
+    driver = start_chromium(tmp_path_factory, extra)
     try:
         yield driver
     finally:
