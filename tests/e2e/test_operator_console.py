@@ -90,7 +90,8 @@ def test_console_page_shows_the_healthy_cluster_and_draws_its_graphs(
         # Every graph drawn (Rickshaw renders an SVG once the query answered).
         for index in range(1, len(hv["prometheus_console_graphs"]) + 1):
             wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, f"#graph{index} svg")))
-        time.sleep(1)  # let the last lines and legends settle before the picture
+        browser.set_window_size(1280, 1700)  # the whole page in the picture
+        time.sleep(1)  # let the last lines and legends settle
         RESULTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(RESULTS / "operator-console.png"))
 
