@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from chromium import PAGE_TIMEOUT, start_chromium
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -88,8 +89,16 @@ def test_console_page_shows_the_healthy_cluster_and_draws_its_graphs(
         browser.get(f"{prometheus_url}/consoles/celery.html")
         wait = WebDriverWait(browser, PAGE_TIMEOUT)
         # Every graph drawn (Rickshaw renders an SVG once the query answered).
-        for index in range(1, len(hv["prometheus_console_graphs"]) + 1):
-            wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, f"#graph{index} svg")))
+        for index, graph in enumerate(hv["prometheus_console_graphs"], start=1):
+            try:
+                wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, f"#graph{index} svg")))
+            except TimeoutException:
+                browser.save_screenshot(str(tmp_path_factory.mktemp("console") / "failed.png"))
+                pytest.fail(
+                    f"graph {graph['title']!r} not drawn in {PAGE_TIMEOUT} s; the page says: "
+                    f"{browser.find_element(By.ID, f'graph{index}').text!r}; "
+                    f"console: {browser.get_log('browser')}"
+                )
         browser.set_window_size(1280, 1700)  # the whole page in the picture
         time.sleep(1)  # let the last lines and legends settle
         RESULTS.mkdir(exist_ok=True)
