@@ -99,7 +99,7 @@ def test_console_page_shows_the_healthy_cluster_and_draws_its_graphs(
                     f"{browser.find_element(By.ID, f'graph{index}').text!r}; "
                     f"console: {browser.get_log('browser')}"
                 )
-        browser.set_window_size(1280, 1700)  # the whole page in the picture
+        browser.set_window_size(1280, 2000)  # the whole page in the picture
         time.sleep(1)  # let the last lines and legends settle
         RESULTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(RESULTS / "operator-console.png"))
