@@ -40,6 +40,20 @@ def front_end_ca_bundle(hv: dict) -> str | None:
     return None
 
 
+def app_command(hv: dict, *argv: str) -> str:
+    """A command line a host runs as the app user, with the app's environment (with-env)."""
+    return f"sudo -u {hv['celery_app_user']} {hv['celery_app_base_dir']}/bin/with-env " + " ".join(
+        argv
+    )
+
+
+# GET a URL on a cluster host with the host's own Python (the hosts have no curl); prints the body.
+HOST_GET = (
+    "python3 -c 'import sys, urllib.request as u; "
+    "print(u.urlopen(sys.argv[1], timeout=5).read().decode())' "
+)
+
+
 def run_playbook(inventory: str, name: str, *args: str) -> subprocess.CompletedProcess:
     """Runs ansible-playbook NAME (relative to ansible/, or absolute), whatever its outcome."""
     return subprocess.run(

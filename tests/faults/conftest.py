@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cluster_runs import app_command
 from ledger_batch import Batch, Outcome, format_table, write_json
 from monitoring import Alerts
 
@@ -46,10 +47,7 @@ def read_ledger(
     Redis user may not read the ledger)."""
     reader = worker_hosts[0]
     hv = kit_vars[reader]
-    base = hv["celery_app_base_dir"]
-    command = (
-        f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/kitapp-ledger"
-    )
+    command = app_command(hv, f"{hv['celery_app_base_dir']}/current/bin/kitapp-ledger")
 
     def read(ids: list[str]) -> dict[str, int]:
         if not ids:

@@ -6,6 +6,7 @@ import json
 import time
 
 from cluster_ops import wait_until
+from cluster_runs import HOST_GET
 
 
 class Alerts:
@@ -16,10 +17,7 @@ class Alerts:
     def active(self) -> list[dict[str, str]]:
         """The labels of every alert Alertmanager holds active (firing, not resolved)."""
         url = f"{self.url}/api/v2/alerts?active=true&silenced=false"
-        out = self.host.check_output(
-            f"python3 -c 'import sys, urllib.request as u; "
-            f"print(u.urlopen(sys.argv[1], timeout=10).read().decode())' '{url}'"
-        )
+        out = self.host.check_output(f"{HOST_GET}'{url}'")
         return [alert["labels"] for alert in json.loads(out)]
 
     def is_firing(self, name: str, **labels: str) -> bool:

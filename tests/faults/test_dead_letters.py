@@ -14,7 +14,7 @@ import time
 
 import pytest
 from cluster_ops import wait_until
-from cluster_runs import changed_per_host, playbook
+from cluster_runs import app_command, changed_per_host, playbook
 from ledger_batch import Outcome
 
 # Generous: each death costs the worker a new pool process (and prefetched copies wait their turn).
@@ -25,12 +25,6 @@ DEAD_LETTER_TIMEOUT = 300
 def app_host(hosts, kit_vars, worker_hosts):
     name = worker_hosts[0]
     return hosts[name], kit_vars[name]
-
-
-def app_command(hv: dict, *argv: str) -> str:
-    """A command line run as the app user with the app's environment and current release."""
-    base = hv["celery_app_base_dir"]
-    return f"sudo -u {hv['celery_app_user']} {base}/bin/with-env " + " ".join(argv)
 
 
 def dead_letters(host, hv: dict) -> list[dict]:

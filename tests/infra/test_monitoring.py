@@ -7,21 +7,17 @@ import json
 import time
 
 import pytest
+from cluster_runs import HOST_GET
 
 testinfra_hosts = ["ansible://monitoring"]
 
 EXPORTER_JOBS = ("node", "rabbitmq", "redis")
-# GET a URL on a host with its own Python (the hosts have no curl); prints the body.
-GET = (
-    "python3 -c 'import sys, urllib.request as u; "
-    "print(u.urlopen(sys.argv[1], timeout=5).read().decode())' "
-)
 # A fresh Prometheus needs a scrape interval or two before every target has been seen.
 TARGETS_TIMEOUT = 90
 
 
 def api(host, url: str) -> dict:
-    return json.loads(host.check_output(GET + url))
+    return json.loads(host.check_output(HOST_GET + url))
 
 
 def prometheus_url(hv: dict, path: str) -> str:
@@ -73,8 +69,8 @@ def test_every_exporter_answers_the_monitoring_host_and_no_other(host, hosts, ki
             # Another cluster host (a host reaches its own addresses over loopback).
             outsider = next(n for n in others if n != target["host"])
             url = f"http://{target['address']}/metrics"
-            assert host.run(GET + url).rc == 0, url
-            refused = hosts[outsider].run(GET + url)
+            assert host.run(HOST_GET + url).rc == 0, url
+            refused = hosts[outsider].run(HOST_GET + url)
             # The firewall drops it (timed out) or the host refuses it.
             assert refused.rc != 0, f"{url} answered {outsider}"
             assert "timed out" in refused.stderr or "refused" in refused.stderr, refused.stderr
