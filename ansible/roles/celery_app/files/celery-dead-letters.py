@@ -179,15 +179,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no queue {args.queue}", file=sys.stderr)
             return 2
         wanted = set(args.ids)
+        targets: set[str] = set()  # queues replayed onto, each checked once
         ch = connection.channel()
         for message in dead_letters(ch, args.queue):
             row = describe(message.properties.get("application_headers"), message.properties)
             if args.action == "replay":
                 row["replayed"] = chosen(row, wanted, args.all)
                 if row["replayed"]:
-                    if not queue_exists(connection, row["queue"]):
+                    if row["queue"] not in targets and not queue_exists(connection, row["queue"]):
                         print(f"{row['id']}: its queue {row['queue']!r} is gone", file=sys.stderr)
                         return 1
+                    targets.add(row["queue"])
                     replay(ch, message, row)
                     wanted.discard(row["id"])
             print(json.dumps(row), flush=True)
