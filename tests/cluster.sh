@@ -52,8 +52,10 @@ assert_no_changes() {
 }
 
 provision() {
-  # vagrant provision runs the Vagrantfile's ansible provisioner (site.yml, all hosts).
-  vagrant provision 2>&1 | tee "$1"
+  # vagrant provision runs the Vagrantfile's ansible provisioner (site.yml, all hosts); the
+  # profile callbacks end the log with the slowest tasks and roles (where a deploy's time goes).
+  ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles \
+    PROFILE_TASKS_TASK_OUTPUT_LIMIT=25 vagrant provision 2>&1 | tee "$1"
 }
 
 # LXC containers under this cluster's names that this checkout's Vagrant does not own (a run
@@ -98,13 +100,13 @@ assert_no_changes "$results/provision-2.log"
 
 phase "testinfra (tests/infra) on every host"
 # Each test module names its own groups (testinfra_hosts); --sudo: checks run as root.
-pytest -v tests/infra --sudo --ansible-inventory="$inventory" \
+pytest -v --durations=15 tests/infra --sudo --ansible-inventory="$inventory" \
   --junitxml="$results/infra.xml"
 
 phase "end-to-end (tests/e2e)"
-pytest -v tests/e2e --ansible-inventory="$inventory" --junitxml="$results/e2e.xml"
+pytest -v --durations=15 tests/e2e --ansible-inventory="$inventory" --junitxml="$results/e2e.xml"
 
 phase "fault scenarios (tests/faults): kills, stops, restarts, rolling deploy, hostile input"
 # Prints the table (submitted / completed / lost / duplicated / recovery) and writes
 # tests/results/faults.json.
-pytest -v tests/faults --ansible-inventory="$inventory" --junitxml="$results/faults.xml"
+pytest -v --durations=15 tests/faults --ansible-inventory="$inventory" --junitxml="$results/faults.xml"
