@@ -51,6 +51,7 @@ def timed_site_run(
     overrides: dict[str, str],
     timeout: float,
     playbook: str = "site.yml",
+    extra_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     env = {**os.environ, **ANSIBLE_ENV, **overrides}
     stat_before = PROC_STAT.read_text()
@@ -58,7 +59,7 @@ def timed_site_run(
     plays: list[tuple[float, str]] = []
     with log.open("w") as out:
         proc = subprocess.Popen(
-            ["ansible-playbook", "-i", str(inventory), playbook],
+            ["ansible-playbook", "-i", str(inventory), playbook, *extra_args],
             cwd=ROOT / "ansible",
             env=env,
             stdout=subprocess.PIPE,

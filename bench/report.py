@@ -146,6 +146,11 @@ RATIOS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("provision", "cold_seconds"),
     ),
     (
+        "provision: code-only release (deploy.yml) / cold first run",
+        ("provision", "code_release", "release", "seconds"),
+        ("provision", "cold_seconds"),
+    ),
+    (
         "provision warm: twice the hosts / default cluster",
         ("scale", "warm_doubled", "seconds"),
         ("scale", "warm_default", "seconds"),
@@ -274,6 +279,21 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
         ):
             if key in provision:
                 add("", label, fmt(_get(provision, key, "seconds"), " s"))
+        release = provision.get("code_release")
+        if release:
+            add(
+                "",
+                f"code-only release, deploy.yml (+{release['added_package']})",
+                fmt(_get(release, "release", "seconds"), " s"),
+            )
+            sent = _get(release, "release", "requests_sent")
+            failed = _get(release, "release", "requests_failed")
+            add("", "  GET /healthz during it: failed / sent", f"{failed}/{sent}")
+            add(
+                "",
+                "  deploy.yml back to the inventory's release",
+                fmt(_get(release, "back", "seconds"), " s"),
+            )
 
     sweep = ran("sweep", "tuning sweep")
     for load, part in (sweep or {}).items():

@@ -109,13 +109,22 @@ def ensure_pyspy(bench: Bench, host: Host) -> None:
     )
 
 
-def timed_site_yml(bench: Bench, phase: str, key: str, overrides: dict[str, str]) -> dict[str, Any]:
-    """One timed `ansible-playbook site.yml`, logged to <run id>-<phase>-<key>.log; fails if it
-    fails."""
+def timed_site_yml(
+    bench: Bench,
+    phase: str,
+    key: str,
+    overrides: dict[str, str],
+    playbook: str = "site.yml",
+    extra_args: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """One timed `ansible-playbook site.yml` (or another playbook), logged to
+    <run id>-<phase>-<key>.log; fails if it fails."""
     log = bench.args.results_dir / f"{bench.run_id}-{phase}-{key}.log"
-    bench.say(f"ansible-playbook site.yml ({key}), log {log.name}", "control node")
-    run = provision.timed_site_run(bench.args.inventory, log, overrides, timeout=3600)
+    bench.say(f"ansible-playbook {playbook} ({key}), log {log.name}", "control node")
+    run = provision.timed_site_run(
+        bench.args.inventory, log, overrides, timeout=3600, playbook=playbook, extra_args=extra_args
+    )
     bench.say(f"{key}: {run['seconds']:.0f}s, changed={run['changed']}")
     if run["exit_code"] != 0:
-        raise RuntimeError(f"site.yml failed ({key}); see {log}")
+        raise RuntimeError(f"{playbook} failed ({key}); see {log}")
     return run

@@ -2,9 +2,10 @@
 fails and no job is lost.
 
 The load is bounded and goes only to the cluster's own web host: one client submitting a
-`ledger` job and reading a job back every 0.2 s. The deploy is the real site.yml with a changed
-release (one more package), the rollback the real rollback.yml; web hosts go one at a time
-behind their health check and gunicorn reloads gracefully (HUP), workers stop warm.
+`ledger` job and reading a job back every 0.2 s. The deploy is the real deploy.yml (the
+code-only release path) with a changed release (one more package), the rollback the real
+rollback.yml; web hosts go one at a time behind their health check and gunicorn reloads
+gracefully (HUP), workers stop warm.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import Counter
 
 import pytest
 import requests
-from cluster_runs import playbook, release_links
+from cluster_runs import changed_per_host, playbook, release_links
 
 LOAD_INTERVAL = 0.2
 LOAD_MAX_REQUESTS = 20000  # a bound, far above what the deploy needs
@@ -88,9 +89,7 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
     fault_at = time.monotonic()
     with Load(batch) as load:
         time.sleep(2)
-        deploy_seconds = timed_playbook(
-            inventory, "site.yml", "--limit", "celery_workers:web", "-e", new_extras
-        )
+        deploy_seconds = timed_playbook(inventory, "deploy.yml", "-e", new_extras)
         deployed = release_links(app_hosts, kit_vars, "current")
         rollback_seconds = timed_playbook(inventory, "rollback.yml")
         rolled_back = release_links(app_hosts, kit_vars, "current")
@@ -100,7 +99,7 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
         fault_at=fault_at,
         recovery_seconds=None,
         timeout=180,
-        note=f"site.yml took {deploy_seconds:.0f} s, rollback.yml {rollback_seconds:.0f} s; "
+        note=f"deploy.yml took {deploy_seconds:.0f} s, rollback.yml {rollback_seconds:.0f} s; "
         f"HTTP answers: {dict(sorted(load.statuses.items()))}; redelivered = jobs a worker had "
         "prefetched but not started when it stopped warm for the new release (each ran once)",
     )
@@ -113,6 +112,7 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
     assert load.statuses["POST 202"] >= 10
     assert outcome.lost == 0, ledger
 
-    # Back to the deployment as the inventory defines it: nothing to change.
-    playbook(inventory, "site.yml", "--limit", "celery_workers:web")
+    # Back to the release the inventory defines: it is the current one again, nothing changes.
+    changed = changed_per_host(playbook(inventory, "deploy.yml"))
+    assert set(app_hosts) <= set(changed) and not any(changed.values()), changed
     assert release_links(app_hosts, kit_vars, "current") == before
