@@ -1,4 +1,4 @@
-"""ufw: deny by default; broker and result-store ports open to cluster hosts only, Erlang
+"""nftables: drop by default; broker and result-store ports open to cluster hosts only, Erlang
 distribution and the management API to the other brokers only;
 gunicorn's TCP listener open to the other web hosts only.
 
@@ -43,15 +43,18 @@ def reachable(address: str, port: int) -> bool:
         return False
 
 
-def test_ufw_is_active_and_denies_incoming_by_default(host) -> None:
+def test_firewall_drops_incoming_traffic_by_default(host) -> None:
     with host.sudo():
-        status = host.check_output("ufw status verbose")
-    assert "Status: active" in status
-    assert "Default: deny (incoming)" in status
+        chain = host.check_output("nft list chain inet celerykit input")
+    assert "hook input priority filter; policy drop;" in chain
 
 
-def test_ufw_is_enabled_at_boot(host) -> None:
-    assert host.service("ufw").is_enabled
+def test_firewall_rules_load_at_boot(host) -> None:
+    assert host.service("nftables").is_enabled
+
+
+def test_ufw_of_earlier_kit_versions_is_gone(host) -> None:
+    assert not host.package("ufw").is_installed
 
 
 def test_host_outside_the_cluster_cannot_open_cluster_ports(host, kit_vars) -> None:
