@@ -24,11 +24,16 @@ def broker_url(worker, project_hv: dict) -> str:
 
 def send_by_name(client, client_hv: dict, url: str, queue: str, calls: dict[str, list]) -> dict:
     """Sends each task by name (with its args) from a host that has Celery but not the project's
-    code (the example app's release), and returns name -> result (rpc:// results)."""
+    code (the example app's release), and returns name -> result (rpc:// results). Over AMQPS
+    the brokers' certificates are verified against the kit's CA, the copy the client host's app
+    holds."""
+    ca_file = client_hv["celery_app_broker_ca_file"] if client_hv["celery_app_broker_tls"] else ""
     script = (
-        "import json, sys\n"
+        "import json, ssl, sys\n"
         "from celery import Celery\n"
-        "app = Celery(broker=sys.stdin.read(), backend='rpc://')\n"
+        f"ca_file = {ca_file!r}\n"
+        "tls = {'ca_certs': ca_file, 'cert_reqs': ssl.CERT_REQUIRED} if ca_file else False\n"
+        "app = Celery(broker=sys.stdin.read(), backend='rpc://', broker_use_ssl=tls)\n"
         f"calls = {calls!r}\n"
         f"results = {{n: app.send_task(n, args=a, queue={queue!r}) for n, a in calls.items()}}\n"
         "print(json.dumps({n: r.get(timeout=90) for n, r in results.items()}))\n"
