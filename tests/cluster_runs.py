@@ -85,6 +85,18 @@ def changed_per_host(output: str) -> dict[str, int]:
     return {host: int(changed) for host, changed in found}
 
 
+# The package a changed release adds (the rolling-deploy fault test, the bench's code-only release).
+CHANGED_RELEASE_PACKAGE = "six==1.16.0"
+
+
+def changed_release_extra_vars(app_host_vars: list[dict]) -> str:
+    """Extra-vars (JSON) for a release that differs from the deployed one by one more package:
+    extra-vars apply to every host, so each gets the union of the app hosts' extra packages plus
+    CHANGED_RELEASE_PACKAGE."""
+    extras = {p for hv in app_host_vars for p in hv["celery_app_extra_packages"]}
+    return json.dumps({"celery_app_extra_packages": sorted(extras | {CHANGED_RELEASE_PACKAGE})})
+
+
 def release_links(app_hosts: dict, vars_per_host: dict, link: str = "current") -> dict[str, str]:
     """Host name -> the release its `current` (or `previous`) link points to."""
     return {

@@ -5,20 +5,19 @@ the front end's /healthz every 0.2 s, and deploy.yml again back to the inventory
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 import provision  # bench/provision.py (absolute import: not this module)
 import requests
+from cluster_runs import CHANGED_RELEASE_PACKAGE, changed_release_extra_vars
 
 from phases.common import timed_site_yml
 
 if TYPE_CHECKING:
     from run import Bench
 
-RELEASE_PACKAGE = "six==1.16.0"  # the package the code-only release adds
 PROBE_INTERVAL = 0.2
 
 
@@ -56,9 +55,8 @@ def code_release(bench: Bench) -> dict[str, Any]:
     app_hosts = [
         hv for hv in bench.kit_vars.values() if {"celery_workers", "web"} & set(hv["groups"])
     ]
-    extras = {p for hv in app_hosts for p in hv["celery_app_extra_packages"]}
-    changed = json.dumps({"celery_app_extra_packages": sorted(extras | {RELEASE_PACKAGE})})
-    out: dict[str, Any] = {"added_package": RELEASE_PACKAGE}
+    changed = changed_release_extra_vars(app_hosts)
+    out: dict[str, Any] = {"added_package": CHANGED_RELEASE_PACKAGE}
     with HealthProbe(bench.web_url) as probe:
         out["release"] = timed_site_yml(
             bench, "provision", "code_release", {}, "deploy.yml", ("-e", changed)

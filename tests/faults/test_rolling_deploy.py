@@ -10,14 +10,18 @@ gracefully (HUP), workers stop warm.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
 
 import pytest
 import requests
-from cluster_runs import changed_per_host, playbook, release_links
+from cluster_runs import (
+    changed_per_host,
+    changed_release_extra_vars,
+    playbook,
+    release_links,
+)
 
 LOAD_INTERVAL = 0.2
 LOAD_MAX_REQUESTS = 20000  # a bound, far above what the deploy needs
@@ -80,10 +84,8 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_and_lose_no_job(
     inventory, app_hosts, kit_vars, new_batch, report
 ) -> None:
     before = release_links(app_hosts, kit_vars, "current")
-    # A changed release: the same app with one more package beside it (extra-vars apply to
-    # every host, so each gets the union of the hosts' extra packages plus the new one).
-    extras = {p for name in app_hosts for p in kit_vars[name]["celery_app_extra_packages"]}
-    new_extras = json.dumps({"celery_app_extra_packages": sorted(extras | {"six==1.16.0"})})
+    # A changed release: the same app with one more package beside it.
+    new_extras = changed_release_extra_vars([kit_vars[name] for name in app_hosts])
 
     batch = new_batch(seconds=0.2)
     fault_at = time.monotonic()
