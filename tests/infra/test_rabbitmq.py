@@ -43,13 +43,16 @@ def test_clients_reach_amqp_or_only_amqps_as_the_inventory_chose(host, kit_vars)
 
 
 # Run on an app host: a TLS handshake with the broker, verified against the installed CA, for the
-# server name argv[3]; prints the TLS version, or the verification error.
+# server name argv[3] (or, with "-", no name check, as Celery does with no broker_use_ssl); prints
+# the TLS version, or the verification error. The CA file argv[4], or "-" for the system store.
 TLS_HANDSHAKE = """
 import socket, ssl, sys
-context = ssl.create_default_context(cafile=sys.argv[4])
+context = ssl.create_default_context(cafile=None if sys.argv[4] == "-" else sys.argv[4])
+context.check_hostname = sys.argv[3] != "-"
 try:
     with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=sys.argv[3]) as tls:
+        name = None if sys.argv[3] == "-" else sys.argv[3]
+        with context.wrap_socket(raw, server_hostname=name) as tls:
             print(tls.version())
 except ssl.SSLCertVerificationError as exc:
     print("REFUSED", exc.verify_message)
@@ -75,6 +78,22 @@ def test_broker_certificate_verifies_for_its_own_address_only(
 
     assert handshake(hv["cluster_address"]) in ("TLSv1.3", "TLSv1.2")
     assert handshake(other).startswith("REFUSED")
+
+
+def test_projects_naming_no_ca_verify_the_broker_against_the_system_trust_store(
+    host, hosts, kit_vars, web_hosts, worker_hosts
+) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    for name in [web_hosts[0], worker_hosts[0]]:
+        client, cv = hosts[name], kit_vars[name]
+        if not hv["rabbitmq_tls_enabled"]:
+            assert not client.file(cv["celery_app_broker_ca_system_file"]).exists
+            continue
+        out = client.check_output(
+            f"python3 -c {shlex.quote(TLS_HANDSHAKE)} {hv['cluster_address']} "
+            f"{hv['rabbitmq_tls_port']} - -"
+        )
+        assert out in ("TLSv1.3", "TLSv1.2"), f"{name}: {out}"
 
 
 def test_app_vhosts_exist(host, kit_vars) -> None:
