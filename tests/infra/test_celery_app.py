@@ -3,6 +3,8 @@ and only root writes."""
 
 from __future__ import annotations
 
+import shlex
+
 testinfra_hosts = ["ansible://celery_workers", "ansible://web"]
 
 
@@ -35,3 +37,31 @@ def test_app_code_is_not_writable_by_the_app_user(host, kit_vars) -> None:
 def test_app_user_cannot_log_in(host, kit_vars) -> None:
     user = host.user(kit_vars[host.backend.get_hostname()]["celery_app_user"])
     assert user.shell in ("/usr/sbin/nologin", "/bin/false")
+
+
+# Run as the app user with the app's environment: one process opens a connection to each broker
+# of the failover list in turn, as Celery does on failover (and the worker, for its delayed
+# delivery, at start), with the app's own ssl options. Prints one line per broker.
+REACH_EVERY_BROKER = """
+from kitapp.celery_app import app
+for url in app.conf.broker_url.split(";"):
+    with app.connection_for_write(url=url) as conn:
+        try:
+            conn.ensure_connection(max_retries=1)
+            print("OK", conn.hostname)
+        except Exception as exc:
+            print("FAILED", conn.hostname, exc)
+"""
+
+
+def test_one_app_process_reaches_every_broker_of_its_failover_list(host, kit_vars) -> None:
+    """With TLS, each broker's certificate is verified, not only the first one's (kombu writes the
+    first host into shared ssl options if they leave server_hostname to the URL)."""
+    hv = kit_vars[host.backend.get_hostname()]
+    base = hv["celery_app_base_dir"]
+    out = host.check_output(
+        f"cd /tmp && sudo -u {hv['celery_app_user']} {base}/bin/with-env "
+        f"{base}/current/bin/python -c {shlex.quote(REACH_EVERY_BROKER)}"
+    )
+    expected = [f"OK {kit_vars[name]['cluster_address']}" for name in hv["celery_app_broker_hosts"]]
+    assert out.splitlines() == expected

@@ -78,12 +78,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
     }
     if settings.broker_ca_file:
-        # amqps://: the broker's certificate must chain to this CA and name the host of the URL
-        # in use (server_hostname None: kombu takes it from the URL, so failover keeps working).
+        # amqps://: the broker's certificate must chain to this CA and carry the brokers' shared
+        # TLS name. Not server_hostname None ("the host of the URL"): kombu writes the first
+        # connection's host into these shared options, and every other broker then fails.
         config["broker_use_ssl"] = {
             "ca_certs": settings.broker_ca_file,
             "cert_reqs": ssl.CERT_REQUIRED,
-            "server_hostname": None,
+            "server_hostname": settings.broker_tls_name,
         }
     if settings.beat_heartbeat_seconds:
         # celery beat sends a no-op every N seconds: a periodic task that shows the one beat

@@ -49,6 +49,7 @@ class Settings:
     api_token_hashes: tuple[str, ...] = ()  # sha256 hex of the API tokens; empty: API open
     beat_heartbeat_seconds: int = 0
     broker_ca_file: str | None = None  # amqps:// URLs: verify the broker against this CA
+    broker_tls_name: str | None = None  # amqps:// URLs: the name every broker certificate carries
 
     @property
     def broker_url(self) -> str:
@@ -221,6 +222,14 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         raise ConfigError("KITAPP_BROKER_CA_FILE is required with amqps:// broker URLs")
     if broker_ca_file is not None and not os.path.isabs(broker_ca_file):
         raise ConfigError(f"KITAPP_BROKER_CA_FILE must be an absolute path, got {broker_ca_file!r}")
+    broker_tls_name = _get(environ, "KITAPP_BROKER_TLS_NAME")
+    if tls == {True} and len(broker_urls) > 1 and broker_tls_name is None:
+        # kombu writes the first broker's host into the shared ssl options when their
+        # server_hostname is None, so every later broker of the list would fail verification.
+        raise ConfigError(
+            "KITAPP_BROKER_TLS_NAME is required with more than one amqps:// broker URL "
+            "(the name every broker's certificate carries)"
+        )
 
     download_dir = _get(environ, "KITAPP_DOWNLOAD_DIR") or "/var/lib/kitapp/downloads"
     if not os.path.isabs(download_dir):
@@ -262,4 +271,5 @@ def load_settings(environ: Mapping[str, str] = os.environ) -> Settings:
         max_request_bytes=_parse_int(environ, "KITAPP_MAX_REQUEST_BYTES", 65536, minimum=1),
         beat_heartbeat_seconds=_parse_int(environ, "KITAPP_BEAT_HEARTBEAT_SECONDS", 0, minimum=0),
         broker_ca_file=broker_ca_file if tls == {True} else None,
+        broker_tls_name=broker_tls_name if tls == {True} else None,
     )

@@ -79,7 +79,7 @@ def test_beat_heartbeat_schedules_a_noop() -> None:
     assert schedule == {"heartbeat": {"task": "kitapp.noop", "schedule": 30}}
 
 
-def test_amqps_verifies_the_broker_certificate_and_the_host_of_each_url() -> None:
+def test_amqps_verifies_every_broker_against_the_ca_and_the_brokers_tls_name() -> None:
     import ssl
 
     config = celery_config(
@@ -88,12 +88,13 @@ def test_amqps_verifies_the_broker_certificate_and_the_host_of_each_url() -> Non
                 **BASE,
                 "KITAPP_BROKER_URLS": "amqps://u:p@r1:5671/v;amqps://u:p@r2:5671/v",
                 "KITAPP_BROKER_CA_FILE": "/etc/kitapp/broker-ca.crt",
+                "KITAPP_BROKER_TLS_NAME": "rabbitmq.cluster",
             }
         )
     )
     assert config["broker_use_ssl"] == {
         "ca_certs": "/etc/kitapp/broker-ca.crt",
         "cert_reqs": ssl.CERT_REQUIRED,
-        "server_hostname": None,
+        "server_hostname": "rabbitmq.cluster",
     }
     assert "broker_use_ssl" not in celery_config(load_settings(BASE))

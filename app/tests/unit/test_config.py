@@ -44,6 +44,7 @@ def test_every_variable_is_read() -> None:
     s = settings_with(
         KITAPP_BROKER_URLS=" amqps://a@h1/v ; amqps://b@h2:5671/v ;",
         KITAPP_BROKER_CA_FILE="/etc/ca.crt",
+        KITAPP_BROKER_TLS_NAME="rabbitmq.cluster",
         KITAPP_RESULT_BACKEND="rpc://",
         KITAPP_DEFAULT_QUEUE="jobs",
         KITAPP_QUEUE_TYPE="Quorum",
@@ -60,7 +61,7 @@ def test_every_variable_is_read() -> None:
     )
     assert s.broker_urls == ("amqps://a@h1/v", "amqps://b@h2:5671/v")
     assert s.broker_url == "amqps://a@h1/v;amqps://b@h2:5671/v"
-    assert s.broker_ca_file == "/etc/ca.crt"
+    assert (s.broker_ca_file, s.broker_tls_name) == ("/etc/ca.crt", "rabbitmq.cluster")
     assert s.result_backend == "rpc://"
     assert not s.result_backend_is_redis
     assert s.default_queue == "jobs"
@@ -185,16 +186,33 @@ def test_redact_url_without_password_is_unchanged() -> None:
 TLS_URLS = "amqps://kit:secret@10.0.0.1:5671/kitapp;amqps://kit:secret@10.0.0.2:5671/kitapp"
 
 
-def test_amqps_urls_take_the_broker_ca_file() -> None:
-    s = settings_with(KITAPP_BROKER_URLS=TLS_URLS, KITAPP_BROKER_CA_FILE="/etc/kitapp/ca.crt")
-    assert s.broker_ca_file == "/etc/kitapp/ca.crt"
-    assert settings_with().broker_ca_file is None  # plain amqp:// has no CA to use
+def test_amqps_urls_take_the_broker_ca_file_and_tls_name() -> None:
+    s = settings_with(
+        KITAPP_BROKER_URLS=TLS_URLS,
+        KITAPP_BROKER_CA_FILE="/etc/kitapp/ca.crt",
+        KITAPP_BROKER_TLS_NAME="rabbitmq.cluster",
+    )
+    assert (s.broker_ca_file, s.broker_tls_name) == ("/etc/kitapp/ca.crt", "rabbitmq.cluster")
+    plain = settings_with(KITAPP_BROKER_TLS_NAME="rabbitmq.cluster")
+    assert (plain.broker_ca_file, plain.broker_tls_name) == (None, None)  # amqp:// has no TLS
+
+
+def test_one_amqps_url_may_verify_the_host_of_its_url() -> None:
+    s = settings_with(
+        KITAPP_BROKER_URLS="amqps://kit:secret@10.0.0.1:5671/kitapp",
+        KITAPP_BROKER_CA_FILE="/etc/kitapp/ca.crt",
+    )
+    assert s.broker_tls_name is None
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"KITAPP_BROKER_URLS": TLS_URLS}, "KITAPP_BROKER_CA_FILE is required"),
+        (
+            {"KITAPP_BROKER_URLS": TLS_URLS, "KITAPP_BROKER_CA_FILE": "/etc/kitapp/ca.crt"},
+            "KITAPP_BROKER_TLS_NAME is required with more than one amqps://",
+        ),
         (
             {"KITAPP_BROKER_URLS": TLS_URLS, "KITAPP_BROKER_CA_FILE": "ca.crt"},
             "KITAPP_BROKER_CA_FILE must be an absolute path",
