@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Build a local Debian box for the vagrant-lxc provider and register it: Debian 12 (bookworm),
-# the one CI proves, or Debian 13 (trixie) for `make test-matrix`; the suite follows the box name
-# (…debian13 -> trixie) unless CELERYKIT_DEBIAN_SUITE says otherwise.
+# Build a local Debian box for the vagrant-lxc provider and register it: Debian 13 (trixie),
+# the one CI proves, or Debian 12 (bookworm) for `make test-matrix`; the suite follows the box
+# name (…debian12 -> bookworm) unless CELERYKIT_DEBIAN_SUITE says otherwise.
 # Rebuilt only when the box is missing or this recipe (or the host's CA certificates) changed.
-# Usage: vagrant/build-box.sh [BOX_NAME]   (default: $CELERYKIT_LXC_BOX or celerykit/debian12)
+# Usage: vagrant/build-box.sh [BOX_NAME]   (default: $CELERYKIT_LXC_BOX or celerykit/debian13)
 set -euo pipefail
 
-box_name=${1:-${CELERYKIT_LXC_BOX:-celerykit/debian12}}
+box_name=${1:-${CELERYKIT_LXC_BOX:-celerykit/debian13}}
 case $box_name in
-  *debian13*) default_suite=trixie ;;
-  *) default_suite=bookworm ;;
+  *debian12*) default_suite=bookworm ;;
+  *) default_suite=trixie ;;
 esac
 suite=${CELERYKIT_DEBIAN_SUITE:-$default_suite}
 mirror=${CELERYKIT_DEBIAN_MIRROR:-http://deb.debian.org/debian}
