@@ -1,8 +1,10 @@
 """A third shape: a packaged project (pyproject.toml, its app at tutorial_packaged.celery:app),
-deployed from a wheel file by the same roles, beside the example app and the flat project."""
+deployed from a wheel file, then from its sdist, by the same roles, beside the example app and
+the flat project."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -19,6 +21,21 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> str:
         check=True,
     )
     (built,) = out.glob("tutorial_packaged-*.whl")
+    return str(built)
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The project's sdist, made by its own build backend (`python -m build`), from a copy of
+    the source so the build leaves nothing in the repository."""
+    work = tmp_path_factory.mktemp("sdist")
+    source = shutil.copytree(PACKAGED, work / "source")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(work), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (built,) = work.glob("tutorial_packaged-*.tar.gz")
     return str(built)
 
 
@@ -48,3 +65,49 @@ def test_packaged_project_task_sent_by_name_runs_on_its_workers(
     results = send_by_name(hosts[web_host_name], kit_vars[web_host_name], url, queue, calls)
     assert results["tutorial_packaged.tasks.add"]["value"] == 5
     assert results["tutorial_packaged.tasks.add"]["hostname"] in worker_hosts
+
+
+def current_release(hosts, worker_hosts: list[str], packaged_vars: dict) -> dict[str, str]:
+    """Worker host -> the release folder `current` points at (<version>-<checksum>)."""
+    return {
+        name: hosts[name].file(f"{packaged_vars[name]['celery_app_base_dir']}/current").linked_to
+        for name in worker_hosts
+    }
+
+
+def test_sdist_deploy_makes_a_new_release_runs_its_tasks_and_a_second_run_changes_nothing(
+    deployed_from_wheel,
+    inventory,
+    wheel,
+    sdist,
+    hosts,
+    kit_vars,
+    worker_hosts,
+    web_host_name,
+    packaged_vars,
+) -> None:
+    from_wheel = current_release(hosts, worker_hosts, packaged_vars)
+    args = ("-e", f"@{PACKAGED_DEFINITION}", "-e", f"celery_app_source={sdist}")
+    first = playbook(inventory, "app.yml", *args)
+    again = playbook(inventory, "app.yml", *args)
+    assert all(changed_per_host(first)[name] > 0 for name in worker_hosts), changed_per_host(first)
+    assert set(changed_per_host(again).values()) == {0}, changed_per_host(again)
+    from_sdist = current_release(hosts, worker_hosts, packaged_vars)
+    for name in worker_hosts:
+        base = packaged_vars[name]["celery_app_base_dir"]
+        installed = hosts[name].file(f"{base}/current/.installed").content_string.strip()
+        assert installed.startswith("tutorial_packaged-1.0-"), installed
+        assert from_sdist[name] != from_wheel[name]  # the sdist's own build, not the wheel's
+    url = broker_url(hosts[worker_hosts[0]], packaged_vars[worker_hosts[0]])
+    queue = packaged_vars[worker_hosts[0]]["celery_worker_groups"][0]["queues"][0]
+    calls = {"tutorial_packaged.tasks.add": [4, 5]}
+    results = send_by_name(hosts[web_host_name], kit_vars[web_host_name], url, queue, calls)
+    assert results["tutorial_packaged.tasks.add"]["value"] == 9
+    assert results["tutorial_packaged.tasks.add"]["hostname"] in worker_hosts
+
+    # The wheel again: its file name is the one the sdist's build left on the control node, and
+    # it is this wheel that is deployed, not that leftover.
+    playbook(
+        inventory, "app.yml", "-e", f"@{PACKAGED_DEFINITION}", "-e", f"celery_app_source={wheel}"
+    )
+    assert current_release(hosts, worker_hosts, packaged_vars) == from_wheel
