@@ -3,6 +3,7 @@ Alertmanager, and clears once the fault is undone (the rules: ansible/group_vars
 
 from __future__ import annotations
 
+import shlex
 import time
 
 from app_processes import AppProcesses
@@ -93,26 +94,71 @@ def test_every_worker_stopped_with_a_backlog_fires_and_clears_losing_nothing(
     assert outcome.lost == 0, ledger
 
 
-def test_redis_near_its_maxmemory_fires_and_clears(hosts, kit_vars, kit_secrets, alerts) -> None:
+def redis_operator(hosts, kit_vars, kit_secrets) -> tuple[str, object, str]:
+    """(name, host, redis-cli command line) of the result store. The default user (operators');
+    the password reaches redis-cli in its environment only."""
     (name,) = hosts_of(kit_vars, "redis")
-    hv, redis = kit_vars[name], hosts[name]
-    # The default user (operators'); the password reaches redis-cli in its environment only.
+    hv = kit_vars[name]
     cli = f"REDISCLI_AUTH={kit_secrets['kitapp_redis_password']} redis-cli -p {hv['redis_port']}"
+    return name, hosts[name], cli
 
-    def used_memory() -> int:
-        info = redis.check_output(f"{cli} info memory")
-        return int(
-            next(line.split(":")[1] for line in info.split() if line.startswith("used_memory:"))
-        )
 
+def redis_info(redis, cli: str, section: str, field: str) -> int:
+    info = redis.check_output(f"{cli} info {section}")
+    return int(next(line.split(":")[1] for line in info.split() if line.startswith(f"{field}:")))
+
+
+def test_redis_near_its_maxmemory_fires_and_clears(hosts, kit_vars, kit_secrets, alerts) -> None:
+    name, redis, cli = redis_operator(hosts, kit_vars, kit_secrets)
     # Lower the ceiling to just above what Redis holds (about 93 % used), then put it back.
-    redis.run_expect([0], f"{cli} config set maxmemory {int(used_memory() / 0.93)}")
+    used = redis_info(redis, cli, "memory", "used_memory")
+    redis.run_expect([0], f"{cli} config set maxmemory {int(used / 0.93)}")
     try:
         alerts.wait_firing("KitRedisMemoryNearMax", FIRE_TIMEOUT, host=name)
     finally:
-        redis.run_expect([0], f"{cli} config set maxmemory {hv['redis_maxmemory']}")
+        redis.run_expect([0], f"{cli} config set maxmemory {kit_vars[name]['redis_maxmemory']}")
     alerts.wait_cleared("KitRedisMemoryNearMax", CLEAR_TIMEOUT, host=name)
     assert not alerts.is_firing("KitRedisEvictions"), "the test made Redis evict keys"
+
+
+# Filler keys, in a database the kit does not use, with a TTL far shorter than any result's.
+FILLER_DB = 15
+FILLER_KEYS = 64
+FILLER_BYTES = 65536
+
+
+def test_redis_evicting_keys_fires_and_clears_evicting_no_result(
+    hosts, kit_vars, kit_secrets, alerts
+) -> None:
+    """Redis at its ceiling evicts: the filler goes first (volatile-ttl while the test runs: the
+    shortest TTL), so every eviction counted is a filler key and no task result is lost."""
+    name, redis, cli = redis_operator(hosts, kit_vars, kit_secrets)
+    hv = kit_vars[name]
+    policy = redis.check_output(f"{cli} config get maxmemory-policy").split()[-1]
+    assert policy == hv["redis_maxmemory_policy"], policy
+    evicted_before = redis_info(redis, cli, "stats", "evicted_keys")
+    used = redis_info(redis, cli, "memory", "used_memory")
+    fill = (
+        f"v=$(head -c {FILLER_BYTES} /dev/zero | tr '\\0' x); for i in $(seq {FILLER_KEYS}); do "
+        f'{cli} -n {FILLER_DB} set kit-test-filler-$i "$v" ex 600 > /dev/null || exit 1; done'
+    )
+    redis.run_expect([0], f"{cli} config set maxmemory-policy volatile-ttl")
+    try:
+        # Room for about a quarter of the filler: the rest is written by evicting filler.
+        redis.run_expect(
+            [0], f"{cli} config set maxmemory {used + FILLER_KEYS * FILLER_BYTES // 4}"
+        )
+        redis.run_expect([0], f"bash -c {shlex.quote(fill)}")
+        evicted = redis_info(redis, cli, "stats", "evicted_keys") - evicted_before
+        kept = int(redis.check_output(f"{cli} -n {FILLER_DB} dbsize"))
+        alerts.wait_firing("KitRedisEvictions", FIRE_TIMEOUT, host=name)
+    finally:
+        redis.run_expect([0], f"{cli} config set maxmemory {hv['redis_maxmemory']}")
+        redis.run_expect([0], f"{cli} config set maxmemory-policy {policy}")
+        redis.run_expect([0], f"{cli} -n {FILLER_DB} flushdb")
+    assert evicted > 0, "nothing was evicted"
+    assert evicted == FILLER_KEYS - kept, f"{evicted} evicted, {FILLER_KEYS - kept} of the filler"
+    alerts.wait_cleared("KitRedisEvictions", CLEAR_TIMEOUT, host=name)
 
 
 def test_beat_stopped_fires_after_three_heartbeat_periods_and_clears(
