@@ -39,10 +39,36 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(built)
 
 
+def deploy(inventory: str, source: str) -> str:
+    """ansible-playbook app.yml for the packaged project from source; its output."""
+    return playbook(
+        inventory, "app.yml", "-e", f"@{PACKAGED_DEFINITION}", "-e", f"celery_app_source={source}"
+    )
+
+
 @pytest.fixture(scope="module")
 def deployed_from_wheel(inventory: str, wheel: str) -> tuple[str, str]:
-    args = ("-e", f"@{PACKAGED_DEFINITION}", "-e", f"celery_app_source={wheel}")
-    return playbook(inventory, "app.yml", *args), playbook(inventory, "app.yml", *args)
+    return deploy(inventory, wheel), deploy(inventory, wheel)
+
+
+def assert_installed_on_every_worker(hosts, worker_hosts: list[str], packaged_vars: dict) -> None:
+    for name in worker_hosts:
+        base = packaged_vars[name]["celery_app_base_dir"]
+        installed = hosts[name].file(f"{base}/current/.installed").content_string.strip()
+        assert installed.startswith("tutorial_packaged-1.0-"), installed
+
+
+def add_on_a_worker(
+    hosts, kit_vars, worker_hosts: list[str], web_host_name: str, packaged_vars: dict, *args: int
+) -> int:
+    """Sends tutorial_packaged.tasks.add(*args) by name from a web host; checks a worker ran it
+    and returns its value."""
+    url = broker_url(hosts[worker_hosts[0]], packaged_vars[worker_hosts[0]])
+    queue = packaged_vars[worker_hosts[0]]["celery_worker_groups"][0]["queues"][0]
+    calls = {"tutorial_packaged.tasks.add": list(args)}
+    results = send_by_name(hosts[web_host_name], kit_vars[web_host_name], url, queue, calls)
+    assert results["tutorial_packaged.tasks.add"]["hostname"] in worker_hosts
+    return results["tutorial_packaged.tasks.add"]["value"]
 
 
 def test_wheel_deploy_installs_the_wheel_and_a_second_run_changes_nothing(
@@ -50,21 +76,13 @@ def test_wheel_deploy_installs_the_wheel_and_a_second_run_changes_nothing(
 ) -> None:
     _, again = deployed_from_wheel
     assert set(changed_per_host(again).values()) == {0}, changed_per_host(again)
-    for name in worker_hosts:
-        base = packaged_vars[name]["celery_app_base_dir"]
-        installed = hosts[name].file(f"{base}/current/.installed").content_string.strip()
-        assert installed.startswith("tutorial_packaged-1.0-"), installed
+    assert_installed_on_every_worker(hosts, worker_hosts, packaged_vars)
 
 
 def test_packaged_project_task_sent_by_name_runs_on_its_workers(
     deployed_from_wheel, hosts, kit_vars, worker_hosts, web_host_name, packaged_vars
 ) -> None:
-    url = broker_url(hosts[worker_hosts[0]], packaged_vars[worker_hosts[0]])
-    queue = packaged_vars[worker_hosts[0]]["celery_worker_groups"][0]["queues"][0]
-    calls = {"tutorial_packaged.tasks.add": [2, 3]}
-    results = send_by_name(hosts[web_host_name], kit_vars[web_host_name], url, queue, calls)
-    assert results["tutorial_packaged.tasks.add"]["value"] == 5
-    assert results["tutorial_packaged.tasks.add"]["hostname"] in worker_hosts
+    assert add_on_a_worker(hosts, kit_vars, worker_hosts, web_host_name, packaged_vars, 2, 3) == 5
 
 
 def current_release(hosts, worker_hosts: list[str], packaged_vars: dict) -> dict[str, str]:
@@ -87,27 +105,16 @@ def test_sdist_deploy_makes_a_new_release_runs_its_tasks_and_a_second_run_change
     packaged_vars,
 ) -> None:
     from_wheel = current_release(hosts, worker_hosts, packaged_vars)
-    args = ("-e", f"@{PACKAGED_DEFINITION}", "-e", f"celery_app_source={sdist}")
-    first = playbook(inventory, "app.yml", *args)
-    again = playbook(inventory, "app.yml", *args)
+    first, again = deploy(inventory, sdist), deploy(inventory, sdist)
     assert all(changed_per_host(first)[name] > 0 for name in worker_hosts), changed_per_host(first)
     assert set(changed_per_host(again).values()) == {0}, changed_per_host(again)
+    assert_installed_on_every_worker(hosts, worker_hosts, packaged_vars)
     from_sdist = current_release(hosts, worker_hosts, packaged_vars)
     for name in worker_hosts:
-        base = packaged_vars[name]["celery_app_base_dir"]
-        installed = hosts[name].file(f"{base}/current/.installed").content_string.strip()
-        assert installed.startswith("tutorial_packaged-1.0-"), installed
         assert from_sdist[name] != from_wheel[name]  # the sdist's own build, not the wheel's
-    url = broker_url(hosts[worker_hosts[0]], packaged_vars[worker_hosts[0]])
-    queue = packaged_vars[worker_hosts[0]]["celery_worker_groups"][0]["queues"][0]
-    calls = {"tutorial_packaged.tasks.add": [4, 5]}
-    results = send_by_name(hosts[web_host_name], kit_vars[web_host_name], url, queue, calls)
-    assert results["tutorial_packaged.tasks.add"]["value"] == 9
-    assert results["tutorial_packaged.tasks.add"]["hostname"] in worker_hosts
+    assert add_on_a_worker(hosts, kit_vars, worker_hosts, web_host_name, packaged_vars, 4, 5) == 9
 
     # The wheel again: its file name is the one the sdist's build left on the control node, and
     # it is this wheel that is deployed, not that leftover.
-    playbook(
-        inventory, "app.yml", "-e", f"@{PACKAGED_DEFINITION}", "-e", f"celery_app_source={wheel}"
-    )
+    deploy(inventory, wheel)
     assert current_release(hosts, worker_hosts, packaged_vars) == from_wheel

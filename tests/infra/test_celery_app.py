@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shlex
 
+from cluster_runs import app_command
+
 testinfra_hosts = ["ansible://celery_workers", "ansible://web"]
 
 
@@ -58,10 +60,9 @@ def test_one_app_process_reaches_every_broker_of_its_failover_list(host, kit_var
     """With TLS, each broker's certificate is verified, not only the first one's (kombu writes the
     first host into shared ssl options if they leave server_hostname to the URL)."""
     hv = kit_vars[host.backend.get_hostname()]
-    base = hv["celery_app_base_dir"]
+    python = f"{hv['celery_app_base_dir']}/current/bin/python"
     out = host.check_output(
-        f"cd /tmp && sudo -u {hv['celery_app_user']} {base}/bin/with-env "
-        f"{base}/current/bin/python -c {shlex.quote(REACH_EVERY_BROKER)}"
+        "cd /tmp && " + app_command(hv, python, "-c", shlex.quote(REACH_EVERY_BROKER))
     )
     expected = [f"OK {kit_vars[name]['cluster_address']}" for name in hv["celery_app_broker_hosts"]]
     assert out.splitlines() == expected
