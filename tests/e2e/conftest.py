@@ -30,12 +30,12 @@ def second_project_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="session")
 def second_project_deployed(inventory: str, hosts, kit_vars, worker_hosts) -> dict:
-    """Deploys the project (twice: the second run must change nothing); returns the example
-    app's process ids on the worker hosts from before the deploy."""
+    """Deploys the project (twice: the second run must change nothing); returns both runs' output
+    and the example app's process ids on the worker hosts from before the deploy."""
     before = {name: AppProcesses(hosts[name], kit_vars[name]).pids() for name in worker_hosts}
-    playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")
+    first = playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")
     again = playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")
-    return {"example_pids_before": before, "second_run": again}
+    return {"example_pids_before": before, "first_run": first, "second_run": again}
 
 
 @pytest.fixture(scope="session")

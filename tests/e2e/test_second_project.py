@@ -10,14 +10,52 @@ from __future__ import annotations
 
 import requests
 from app_processes import AppProcesses
-from cluster_runs import changed_per_host, wait_for_final_state
-from sample_project import broker_url, send_by_name
+from cluster_runs import changed_per_host, run_playbook, wait_for_final_state
+from sample_project import DEFINITION, broker_url, send_by_name
 
 TASKS = {"Tasks.taskPrintOSName": "posix", "Tasks.taskPrintSystem": "Linux"}
 
 
 def test_second_deploy_of_the_project_changes_nothing(second_project_deployed) -> None:
     changed = changed_per_host(second_project_deployed["second_run"])
+    assert changed and set(changed.values()) == {0}, changed
+
+
+def test_deploy_reports_the_tutorials_early_ack_and_missing_confirms_by_name(
+    second_project_deployed,
+) -> None:
+    """The tutorial acks on receipt and publishes unconfirmed: the deploy says so, naming the
+    setting and the tasks, and deploys it (warnings are not refusals by default)."""
+    out = second_project_deployed["first_run"]
+    assert "task_acks_late=False" in out
+    assert "WARNING early_ack: " in out
+    assert "early: Tasks.taskPrintOSName, Tasks.taskPrintSystem" in out
+    assert "WARNING no_publisher_confirms: " in out
+    assert "results_never_expire" not in out  # rpc:// results live in the caller's reply queue
+
+
+def test_strict_reliability_refuses_the_tutorial_and_changes_nothing(
+    second_project_deployed, inventory: str
+) -> None:
+    run = run_playbook(
+        inventory, "app.yml", "-e", f"@{DEFINITION}", "-e", "celery_app_reliability_strict=true"
+    )
+    assert run.returncode != 0, run.stdout[-2000:]
+    assert "reliability warnings: early_ack, no_publisher_confirms" in run.stdout, run.stdout[
+        -3000:
+    ]
+    changed = changed_per_host(run.stdout)
+    assert changed and set(changed.values()) == {0}, changed
+
+
+def test_strict_reliability_deploys_once_the_site_accepts_each_warning(
+    second_project_deployed, inventory: str
+) -> None:
+    accepted = '{"celery_app_reliability_strict": true, "celery_app_reliability_accepted": '
+    accepted += '["early_ack", "no_publisher_confirms"]}'
+    run = run_playbook(inventory, "app.yml", "-e", f"@{DEFINITION}", "-e", accepted)
+    assert run.returncode == 0, run.stdout[-3000:]
+    changed = changed_per_host(run.stdout)
     assert changed and set(changed.values()) == {0}, changed
 
 
