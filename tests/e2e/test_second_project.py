@@ -8,6 +8,8 @@ name from a web host, run on its own workers; the example app keeps working, unt
 
 from __future__ import annotations
 
+import re
+
 import requests
 from app_processes import AppProcesses
 from cluster_runs import changed_per_host, run_playbook, wait_for_final_state
@@ -34,8 +36,8 @@ def test_deploy_reports_the_tutorials_early_ack_and_missing_confirms_by_name(
     assert "results_never_expire" not in out  # rpc:// results live in the caller's reply queue
 
 
-def test_strict_reliability_refuses_the_tutorial_and_changes_nothing(
-    second_project_deployed, inventory: str
+def test_strict_reliability_refuses_the_tutorial_on_every_worker_host_and_changes_nothing(
+    second_project_deployed, inventory: str, worker_hosts
 ) -> None:
     run = run_playbook(
         inventory, "app.yml", "-e", f"@{DEFINITION}", "-e", "celery_app_reliability_strict=true"
@@ -46,6 +48,8 @@ def test_strict_reliability_refuses_the_tutorial_and_changes_nothing(
     ]
     changed = changed_per_host(run.stdout)
     assert changed and set(changed.values()) == {0}, changed
+    failed = dict(re.findall(r"^(\S+)\s+:.*\sfailed=(\d+)", run.stdout, re.MULTILINE))
+    assert {failed[name] for name in worker_hosts} == {"1"}, failed  # none of them switched
 
 
 def test_strict_reliability_deploys_once_the_site_accepts_each_warning(
