@@ -166,12 +166,22 @@ def test_host_without_cluster_address_is_named(tmp_path) -> None:
     assert_nothing_ran_on_hosts(output)
 
 
-def test_inventory_without_web_hosts_is_refused(tmp_path) -> None:
+def test_worker_only_inventory_passes_the_checks(tmp_path) -> None:
+    """No web hosts: workers, beat, broker and result store are a site of their own."""
     inventory = good_inventory()
     del inventory["all"]["children"]["web"]
     del inventory["all"]["hosts"]["web1"]
     output = run_site(tmp_path, inventory)
-    assert "The inventory has no host in group 'web'" in output
+    assert "PLAY [Prepare every cluster host]" in output, output[-3000:]
+    assert "UNREACHABLE" in output
+
+
+def test_inventory_without_worker_hosts_is_refused(tmp_path) -> None:
+    inventory = good_inventory()
+    del inventory["all"]["children"]["celery_workers"]
+    del inventory["all"]["children"]["celery_beat"]
+    output = run_site(tmp_path, inventory)
+    assert "The inventory has no host in group 'celery_workers'" in output
     assert_nothing_ran_on_hosts(output)
 
 
