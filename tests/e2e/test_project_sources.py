@@ -111,3 +111,8 @@ def test_changed_flat_project_makes_a_new_release_and_rollback_returns_to_the_ol
     limit = ",".join(worker_hosts)  # a worker-only project: no web hosts to roll back
     playbook(inventory, "rollback.yml", "-e", f"@{DEFINITION}", "--limit", limit)
     assert release_in_use(hosts, worker_hosts, second_project_vars) == before
+
+    # Deploying the release in use again (its artifact is in it) changes nothing, although the
+    # other revision was deployed in between.
+    again = changed_per_host(playbook(inventory, "app.yml", "-e", f"@{DEFINITION}"))
+    assert again and set(again.values()) == {0}, again
