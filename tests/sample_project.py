@@ -11,6 +11,8 @@ SAMPLES = Path(__file__).resolve().parent / "sample_projects"
 PROJECT = SAMPLES / "tutorial_flat"
 # Its deployment variables (ansible-playbook app.yml -e @DEFINITION).
 DEFINITION = SAMPLES / "tutorial_flat.yml"
+# The same folder as a project with its own web front end (web.py behind the site's nginx).
+WEB_DEFINITION = SAMPLES / "tutorial_web.yml"
 # A packaged project, deployed from its wheel.
 PACKAGED = SAMPLES / "tutorial_packaged"
 PACKAGED_DEFINITION = SAMPLES / "tutorial_packaged.yml"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from app_processes import AppProcesses
 from cluster_runs import playbook, resolve_vars
-from sample_project import DEFINITION, PACKAGED_DEFINITION
+from sample_project import DEFINITION, PACKAGED_DEFINITION, WEB_DEFINITION
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +43,16 @@ def packaged_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> d
     return resolve_project_vars(
         inventory, PACKAGED_DEFINITION, tmp_path_factory.mktemp("packaged-project")
     )
+
+
+@pytest.fixture(scope="session")
+def web_project_vars(inventory: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return resolve_project_vars(inventory, WEB_DEFINITION, tmp_path_factory.mktemp("web-project"))
+
+
+@pytest.fixture(scope="session")
+def web_project_deployed(inventory: str) -> dict:
+    """Deploys the project with its web front end, twice (the second run must change nothing)."""
+    first = playbook(inventory, "app.yml", "-e", f"@{WEB_DEFINITION}")
+    again = playbook(inventory, "app.yml", "-e", f"@{WEB_DEFINITION}")
+    return {"first_run": first, "second_run": again}
