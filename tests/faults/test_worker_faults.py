@@ -6,6 +6,7 @@ Tasks are acknowledged late and given back when the process running them dies
 
 from __future__ import annotations
 
+import ast
 import threading
 import time
 
@@ -19,7 +20,8 @@ from cluster_ops import (
     pool_ready,
     wait_until,
 )
-from ledger_batch import DRAIN_POLL_SECONDS
+from cluster_runs import app_command
+from ledger_batch import DRAIN_POLL_SECONDS, Outcome
 
 DRAIN_TIMEOUT = 240
 
@@ -222,3 +224,63 @@ def test_stopping_workers_lets_running_jobs_finish(
         kit_vars[worker_hosts[0]]["celery_worker_stop_grace"]
     )
     assert all(2 < took < stopwait for took in stopped.values()), stopped
+
+
+def memory_cap_kib(hv: dict) -> int:
+    """The first worker group's --max-memory-per-child, as its program's command line has it."""
+    command = hv["celery_worker_programs"][0]["command"]
+    flags = [arg for arg in command if arg.startswith("--max-memory-per-child=")]
+    assert flags, f"no --max-memory-per-child on {command}"
+    return int(flags[0].split("=", 1)[1])
+
+
+def test_task_leaking_past_the_memory_cap_completes_and_its_pool_process_is_replaced(
+    hosts, kit_vars, worker_hosts, read_ledger, report
+) -> None:
+    hv = kit_vars[worker_hosts[0]]
+    megabytes = memory_cap_kib(hv) // 1024 + 16  # past the cap by this task alone
+    logs = f"{hv['celery_app_log_dir']}/{hv['celery_app_name']}-worker-*.log"
+    main_pids = {name: AppProcesses(hosts[name], kit_vars[name]).pids() for name in worker_hosts}
+    celery = [f"{hv['celery_app_base_dir']}/current/bin/celery", f"--app={hv['celery_app_module']}"]
+    client = hosts[worker_hosts[0]]
+    sent = client.run(app_command(hv, *celery, "call", "kitapp.leak", f"--args='[{megabytes}]'"))
+    assert sent.rc == 0, sent.stderr
+    job_id = sent.stdout.strip().splitlines()[-1]
+    fault_at = time.monotonic()
+    got = client.run(app_command(hv, "timeout", "120", *celery, "result", job_id))
+    assert got.rc == 0, got.stderr
+    result = ast.literal_eval(got.stdout.strip().splitlines()[-1])
+    names = {hosts[n].check_output("hostname"): n for n in worker_hosts}
+    ran_on = names[result["hostname"]]
+
+    # The pool process that leaked exits after the job; the worker starts another in its place.
+    wait_until(
+        lambda: hosts[ran_on].run(f"kill -0 {result['pid']}").rc != 0,
+        60,
+        f"the leaking pool process {result['pid']} on {ran_on} to be replaced",
+    )
+    recovered = time.monotonic() - fault_at
+    # Replaced, not killed: billiard logs "pid:N exited with ..." for any other exit (a signal,
+    # an error code), not for the cap's recycle exit; and the worker itself kept running.
+    died = hosts[ran_on].run(f"cat {logs} | grep -c -F 'pid:{result['pid']} exited'")
+    assert died.stdout.strip() == "0", died.stdout
+    processes = AppProcesses(hosts[ran_on], kit_vars[ran_on])
+    assert processes.pids() == main_pids[ran_on]
+    assert pool_ready(processes, processes.workers()[0], concurrency(kit_vars[ran_on]))
+
+    ledger = read_ledger([job_id])
+    executions = ledger["executions"][job_id]
+    report(
+        Outcome(
+            scenario=f"a task leaking {megabytes} MB past --max-memory-per-child",
+            submitted=1,
+            completed=int(executions >= 1),
+            lost=int(executions == 0),
+            duplicated=int(executions > 1),
+            redelivered=ledger["redelivered"][job_id],
+            recovery_seconds=recovered,
+            drain_seconds=recovered,
+            note="recovery = job sent -> done, its pool process replaced",
+        )
+    )
+    assert (executions, ledger["redelivered"][job_id]) == (1, 0), ledger

@@ -60,14 +60,15 @@ except ssl.SSLCertVerificationError as exc:
 
 
 def test_broker_certificate_verifies_for_its_own_address_only(
-    host, hosts, kit_vars, web_hosts
+    host, hosts, kit_vars, web_hosts, worker_hosts
 ) -> None:
     hv = kit_vars[host.backend.get_hostname()]
     if not hv["rabbitmq_tls_enabled"]:
         assert not listens_everywhere(host, int(hv["rabbitmq_tls_port"]))
         return
-    client = hosts[web_hosts[0]]
-    ca = kit_vars[web_hosts[0]]["celery_app_broker_ca_file"]
+    client_name = (web_hosts + worker_hosts)[0]  # an app host (a worker-only site has no web)
+    client = hosts[client_name]
+    ca = kit_vars[client_name]["celery_app_broker_ca_file"]
     other = next(v["cluster_address"] for v in kit_vars.values() if v is not hv)
 
     def handshake(server_name: str) -> str:
@@ -84,7 +85,7 @@ def test_projects_naming_no_ca_verify_the_broker_against_the_system_trust_store(
     host, hosts, kit_vars, web_hosts, worker_hosts
 ) -> None:
     hv = kit_vars[host.backend.get_hostname()]
-    for name in [web_hosts[0], worker_hosts[0]]:
+    for name in web_hosts[:1] + worker_hosts[:1]:  # each kind of app host the site has
         client, cv = hosts[name], kit_vars[name]
         if not hv["rabbitmq_tls_enabled"]:
             assert not client.file(cv["celery_app_broker_ca_system_file"]).exists

@@ -27,10 +27,16 @@ INVENTORY = {
         "hosts": {
             "worker1": {
                 "cluster_address": "192.0.2.21",
-                # The role's default group, and one with limits of its own.
+                # The role's default group, and one with limits of its own (no memory cap).
                 "celery_worker_groups": [
                     {"name": "default", "queues": ["kitapp"], "concurrency": 2},
-                    {"name": "long", "queues": ["long"], "time_limit": 900, "soft_time_limit": 600},
+                    {
+                        "name": "long",
+                        "queues": ["long"],
+                        "time_limit": 900,
+                        "soft_time_limit": 600,
+                        "max_memory_per_child": 0,
+                    },
                 ],
             },
             "web1": {"cluster_address": "192.0.2.31", "gunicorn_tcp_address": "192.0.2.31"},
@@ -171,6 +177,17 @@ def test_a_worker_has_its_groups_time_limits_and_outwaits_the_hard_one(
     assert (option(argv, "time-limit"), option(argv, "soft-time-limit")) == (hard, soft)
     assert sup["stopasgroup"] == "false"
     assert int(sup["stopwaitsecs"]) > hard
+
+
+@pytest.mark.parametrize(("group", "cap_kib"), [("default", 524288), ("long", None)])
+def test_a_worker_replaces_a_pool_process_past_its_groups_memory_cap(
+    rendered: Path, group: str, cap_kib: int | None
+) -> None:
+    """The role's memory cap is on every group's command line; a group can turn it off (0)."""
+    sup = supervisor_program(rendered / "worker1" / "supervisor" / f"kitapp-worker-{group}.conf")
+    argv = shlex.split(sup["command"])
+    flags = [a for a in argv if a.startswith("--max-memory-per-child=")]
+    assert (option(argv, "max-memory-per-child") if flags else None) == cap_kib
 
 
 def test_each_manager_names_a_process_once_and_by_its_own_rule(rendered: Path) -> None:

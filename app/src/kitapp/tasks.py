@@ -144,3 +144,18 @@ def poison(self: Task) -> dict[str, Any]:
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     executions = _ledger().record(self.request.id, redelivered=redelivered)
     return {"executions": executions, "hostname": socket.gethostname()}
+
+
+# What kitapp.leak keeps, for as long as its pool process lives.
+_LEAKED: list[bytes] = []
+
+
+@app.task(bind=True, name="kitapp.leak")
+def leak(self: Task, megabytes: int) -> dict[str, Any]:
+    """A fault-test job with a memory leak: it keeps `megabytes` of memory (touched, so resident)
+    in its pool process, then counts one execution. The worker's --max-memory-per-child replaces
+    the process after the job. Not on the web API: only a broker client can send it."""
+    _LEAKED.append(b"\x01" * (int(megabytes) * 1024 * 1024))
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    executions = _ledger().record(self.request.id, redelivered=redelivered)
+    return {"executions": executions, "hostname": socket.gethostname(), "pid": os.getpid()}
