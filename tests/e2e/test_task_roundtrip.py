@@ -10,7 +10,7 @@ import json
 
 import pytest
 import requests
-from cluster_runs import wait_for_final_state
+from cluster_runs import app_command, wait_for_final_state
 
 TUTORIAL_TASKS = ["taskPrintOSName", "taskPrintSystem", "taskPrintSystemRelease"]
 EXPECTED_VALUES = {
@@ -23,9 +23,8 @@ def test_tutorial_client_gets_each_result_from_a_worker(
     web_host, web_host_name, kit_vars, worker_hosts
 ) -> None:
     hv = kit_vars[web_host_name]
-    command = (
-        f"sudo -u {hv['celery_app_user']} {hv['celery_app_base_dir']}/bin/with-env "
-        f"{hv['celery_app_base_dir']}/current/bin/kitapp-tutorial --json --timeout 120"
+    command = app_command(
+        hv, f"{hv['celery_app_base_dir']}/current/bin/kitapp-tutorial", "--json", "--timeout 120"
     )
     result = web_host.run(command)
     assert result.rc == 0, result.stdout + result.stderr

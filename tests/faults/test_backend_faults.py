@@ -13,6 +13,7 @@ import time
 import requests
 from app_processes import AppProcesses
 from cluster_ops import wait_until
+from cluster_runs import app_command
 
 DRAIN_TIMEOUT = 240
 
@@ -138,8 +139,9 @@ def test_full_queue_refuses_new_jobs_with_503_and_loses_none_it_accepted(
         fault_at = time.monotonic()
         base = hv["celery_app_base_dir"]
         fill = hosts[web_host_name].run(
-            f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/python "
-            f"-c {shlex.quote(FILL_QUEUE)} {limit * 2}"
+            app_command(
+                hv, f"{base}/current/bin/python", "-c", shlex.quote(FILL_QUEUE), str(limit * 2)
+            )
         )
         assert fill.rc == 0, fill.stderr
         verdict, sent, *why = fill.stdout.split()

@@ -12,6 +12,7 @@ import json
 import pytest
 import requests
 from app_processes import AppProcesses
+from cluster_runs import app_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kitapp.public_tasks import PUBLIC_TASKS
@@ -67,8 +68,14 @@ def workers_paused(hosts, kit_vars, worker_hosts):
     hv = kit_vars[worker_hosts[0]]
     base = hv["celery_app_base_dir"]
     purge = hosts[worker_hosts[0]].run(
-        f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/celery "
-        f"--app=kitapp.celery_app purge --force --queues={hv['kitapp_default_queue']}"
+        app_command(
+            hv,
+            f"{base}/current/bin/celery",
+            f"--app={hv['celery_app_module']}",
+            "purge",
+            "--force",
+            f"--queues={hv['kitapp_default_queue']}",
+        )
     )
     for name in worker_hosts:
         processes = AppProcesses(hosts[name], kit_vars[name])

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from cluster_runs import front_end_plain_url, playbook, wait_for_final_state
+from cluster_runs import app_command, front_end_plain_url, playbook, wait_for_final_state
 
 # Run on a web host, as the app user, with the app's environment; prints one word and never
 # the password. argv[1]: "guest" (guest/guest) or a vhost to try with the app's own user.
@@ -63,8 +63,9 @@ def amqp_login(hosts, kit_vars, web_host_name: str, who: str) -> str:
     hv = kit_vars[web_host_name]
     base = hv["celery_app_base_dir"]
     out = hosts[web_host_name].run(
-        f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/python "
-        f"-c {shlex.quote(AMQP_LOGIN)} {shlex.quote(who)}"
+        app_command(
+            hv, f"{base}/current/bin/python", "-c", shlex.quote(AMQP_LOGIN), shlex.quote(who)
+        )
     )
     assert out.rc == 0, out.stderr
     return out.stdout.strip()
@@ -306,8 +307,13 @@ def redis_as_app(hosts, kit_vars, name: str, commands: list[list[str]]) -> dict[
     hv = kit_vars[name]
     base = hv["celery_app_base_dir"]
     out = hosts[name].run(
-        f"sudo -u {hv['celery_app_user']} {base}/bin/with-env {base}/current/bin/python "
-        f"-c {shlex.quote(REDIS_AS_APP)} {shlex.quote(json.dumps(commands))}"
+        app_command(
+            hv,
+            f"{base}/current/bin/python",
+            "-c",
+            shlex.quote(REDIS_AS_APP),
+            shlex.quote(json.dumps(commands)),
+        )
     )
     assert out.rc == 0, out.stderr
     return dict(zip([" ".join(c) for c in commands], json.loads(out.stdout), strict=True))

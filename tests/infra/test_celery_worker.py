@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from app_processes import AppProcesses
+from cluster_runs import app_command
 
 testinfra_hosts = ["ansible://celery_workers"]
 
@@ -13,6 +14,11 @@ def stop_settings(host, hv: dict) -> dict:
     processes = AppProcesses(host, hv)
     with host.sudo():
         return {name: processes.stop_settings(name) for name in processes.workers()}
+
+
+def celery(hv: dict) -> list[str]:
+    """The site app's celery command, from its current release."""
+    return [f"{hv['celery_app_base_dir']}/current/bin/celery", f"--app={hv['celery_app_module']}"]
 
 
 def test_each_worker_stops_only_after_the_hard_time_limit(host, kit_vars) -> None:
@@ -48,11 +54,7 @@ def test_every_worker_answers_ping_with_a_unique_node_name(host, kit_vars, worke
         for g in kit_vars[worker]["celery_worker_groups"]
         for n in range(int(g.get("numprocs", 1)))
     )
-    out = host.check_output(
-        f"sudo -u {hv['celery_app_user']} {hv['celery_app_base_dir']}/bin/with-env "
-        f"{hv['celery_app_base_dir']}/current/bin/celery --app=kitapp.celery_app "
-        "inspect ping --json --timeout=5"
-    )
+    out = host.check_output(app_command(hv, *celery(hv), "inspect ping --json --timeout=5"))
     replies = json.loads(out.splitlines()[-1])
     assert sorted(replies) == expected
 
@@ -68,9 +70,9 @@ def test_each_worker_runs_its_groups_concurrency_and_prefetch(host, kit_vars) ->
         for n in range(int(group.get("numprocs", 1))):
             expected[f"{group['name']}-{n:02d}@{name}"] = (concurrency, concurrency * multiplier)
     out = host.check_output(
-        f"sudo -u {hv['celery_app_user']} {hv['celery_app_base_dir']}/bin/with-env "
-        f"{hv['celery_app_base_dir']}/current/bin/celery --app=kitapp.celery_app "
-        f"inspect stats --json --timeout=5 --destination={','.join(expected)}"
+        app_command(
+            hv, *celery(hv), f"inspect stats --json --timeout=5 --destination={','.join(expected)}"
+        )
     )
     stats = json.loads(out.splitlines()[-1])
     running = {
