@@ -153,9 +153,10 @@ def process_owners(host, pattern: str) -> set[str]:
     [
         ("rabbitmq", "beam.smp", "rabbitmq"),
         ("redis", "redis-server", "redis"),
-        # The example app's workers (a second project on the same hosts has its own user).
+        # The example app's workers and gunicorn (a project deployed beside it, app.yml, runs its
+        # own as its own user).
         ("celery_workers", "{celery_app_base_dir}/current/bin/celery", "celery_app_user"),
-        ("web", "-m gunicorn", "celery_app_user"),
+        ("web", "{celery_app_base_dir}/current/bin/python -m gunicorn", "celery_app_user"),
         ("web", "flower", "celery_app_user"),
         ("web", "nginx: worker process", "www-data"),
     ],
