@@ -85,6 +85,15 @@ def changed_per_host(output: str) -> dict[str, int]:
     return {host: int(changed) for host, changed in found}
 
 
+def assert_failed_naming(run: subprocess.CompletedProcess, *words: str) -> None:
+    """The playbook run failed, its output names each of `words`, and no host changed."""
+    assert run.returncode != 0, run.stdout[-2000:]
+    for word in words:
+        assert word in run.stdout, run.stdout[-3000:]
+    changed = changed_per_host(run.stdout)
+    assert changed and set(changed.values()) == {0}, changed
+
+
 # The package a changed release adds (the rolling-deploy fault test, the bench's code-only release).
 CHANGED_RELEASE_PACKAGE = "six==1.16.0"
 

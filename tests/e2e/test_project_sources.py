@@ -9,7 +9,13 @@ from __future__ import annotations
 import subprocess
 
 from app_processes import AppProcesses
-from cluster_runs import changed_per_host, playbook, release_links, run_playbook
+from cluster_runs import (
+    assert_failed_naming,
+    changed_per_host,
+    playbook,
+    release_links,
+    run_playbook,
+)
 from sample_project import DEFINITION, PROJECT
 
 
@@ -24,13 +30,6 @@ def example_pids(hosts, kit_vars, worker_hosts) -> dict[str, dict[str, int]]:
 def deploy(inventory: str, *overrides: str) -> subprocess.CompletedProcess:
     extra = [arg for override in overrides for arg in ("-e", override)]
     return run_playbook(inventory, "app.yml", "-e", f"@{DEFINITION}", *extra)
-
-
-def assert_failed_naming(run: subprocess.CompletedProcess, *words: str) -> None:
-    assert run.returncode != 0, run.stdout[-2000:]
-    for word in words:
-        assert word in run.stdout, run.stdout[-3000:]
-    assert set(changed_per_host(run.stdout).values()) == {0}, changed_per_host(run.stdout)
 
 
 def test_module_missing_from_a_flat_project_fails_before_any_host_changes(

@@ -15,7 +15,13 @@ import time
 from collections import Counter
 
 import requests
-from cluster_runs import changed_per_host, front_end_url, playbook, run_playbook
+from cluster_runs import (
+    assert_failed_naming,
+    changed_per_host,
+    front_end_url,
+    playbook,
+    run_playbook,
+)
 from sample_project import PROJECT, WEB_DEFINITION
 
 LOAD_INTERVAL = 0.2
@@ -76,12 +82,7 @@ def test_path_of_the_site_itself_is_refused_before_any_host_changes(
     run = run_playbook(
         inventory, "app.yml", "-e", f"@{WEB_DEFINITION}", "-e", "nginx_app_path=/flower"
     )
-    assert run.returncode != 0, run.stdout[-2000:]
-    assert "nginx_app_path: /flower is not a path a project can take" in run.stdout, run.stdout[
-        -3000:
-    ]
-    changed = changed_per_host(run.stdout)
-    assert changed and set(changed.values()) == {0}, changed
+    assert_failed_naming(run, "nginx_app_path: /flower is not a path a project can take")
     assert "Deploy the project's workers" not in run.stdout  # stopped in the first play
 
 
