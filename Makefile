@@ -46,8 +46,8 @@ lint: venv
 	yamllint -s .
 	python tests/lint/role_specs.py
 	cd ansible && ansible-lint --profile production
-	ruff check app tests ansible/inventories ansible/roles bench
-	ruff format --check app tests ansible/inventories ansible/roles bench
+	ruff check app tests ansible/inventories ansible/roles ansible/plugins bench
+	ruff format --check app tests ansible/inventories ansible/roles ansible/plugins bench
 
 # Pure logic, and site.yml's refusal of bad inventories (no hosts needed: it stops first).
 unit: venv

@@ -136,8 +136,8 @@ RATIOS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("http", "ping", "latency_ms", "p50"),
     ),
     (
-        "provision warm: no pipelining+ControlPersist / kit default",
-        ("provision", "warm_without_pipelining", "seconds"),
+        "provision warm: stock linear strategy / kit default (Mitogen)",
+        ("provision", "warm_stock_strategy", "seconds"),
         ("provision", "warm_default", "seconds"),
     ),
     (
@@ -274,8 +274,8 @@ def table_rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
     if provision:
         add("provisioning", "cold first run (phases.txt)", fmt(provision.get("cold_seconds"), " s"))
         for label, key in (
-            ("warm, kit default (pipelining, ControlPersist)", "warm_default"),
-            ("warm, without pipelining/ControlPersist", "warm_without_pipelining"),
+            ("warm, kit default (Mitogen)", "warm_default"),
+            ("warm, stock linear strategy (pipelining)", "warm_stock_strategy"),
         ):
             if key in provision:
                 add("", label, fmt(_get(provision, key, "seconds"), " s"))

@@ -6,7 +6,7 @@ Phases (each bounded in count and time; all load goes to the cluster's own hosts
              started by hand the tutorial's way (`celery -A kitapp.celery_app worker`)
   http       wrk on a worker host against POST /api/jobs and GET /ping (nginx -> gunicorn)
   e2e        POST /api/jobs -> GET reports SUCCESS, at a light steady rate, from this machine
-  provision  (BENCH_PROVISION=1) warm site.yml with and without pipelining/ControlPersist
+  provision  (BENCH_PROVISION=1) warm site.yml with the kit's strategy and the stock one
   sweep      (BENCH_SWEEP=1) hand-started workers, concurrency {1,2,4} x prefetch {1,4}: short
              tasks (no-ops, one worker host) and long ones (sleeps of mixed length, every
              worker host)

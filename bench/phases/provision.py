@@ -1,5 +1,5 @@
-"""Provisioning (BENCH_PROVISION=1): a warm site.yml with the kit's SSH settings, then without
-pipelining and ControlPersist; the cold first run from tests/results/phases.txt; then a
+"""Provisioning (BENCH_PROVISION=1): a warm site.yml with the kit's strategy (Mitogen), then with
+Ansible's stock linear strategy; the cold first run from tests/results/phases.txt; then a
 code-only release through deploy.yml (a changed release: one more package) while a client reads
 the front end's /healthz every 0.2 s, and deploy.yml again back to the inventory's release."""
 
@@ -73,7 +73,7 @@ def run(bench: Bench) -> dict[str, Any]:
     out: dict[str, Any] = provision.cold_from_phases()
     for key, overrides in (
         ("warm_default", {}),
-        ("warm_without_pipelining", provision.WITHOUT_PIPELINING),
+        ("warm_stock_strategy", provision.STOCK_STRATEGY),
     ):
         out[key] = timed_site_yml(bench, "provision", key, overrides)
     out["code_release"] = code_release(bench)
