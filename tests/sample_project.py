@@ -24,11 +24,14 @@ def broker_url(worker, project_hv: dict) -> str:
     return worker.check_output(f'. {env_file} && printf %s "$CELERY_BROKER_URL"')
 
 
-def send_by_name(client, client_hv: dict, url: str, queue: str, calls: dict[str, list]) -> dict:
+def send_by_name(
+    client, client_hv: dict, url: str, queue: str, calls: dict[str, list], propagate: bool = True
+) -> dict:
     """Sends each task by name (with its args) from a host that has Celery but not the project's
-    code (the example app's release), and returns name -> result (rpc:// results). Over AMQPS
-    the brokers' certificates are verified against the kit's CA, the copy the client host's app
-    holds."""
+    code (the example app's release), and returns name -> result (rpc:// results); with
+    propagate False, name -> {"state": ..., "result": repr of the result or exception}. Over
+    AMQPS the brokers' certificates are verified against the kit's CA, the copy the client host's
+    app holds."""
     ca_file = client_hv["celery_app_broker_ca_file"] if client_hv["celery_app_broker_tls"] else ""
     script = (
         "import json, ssl, sys\n"
@@ -38,7 +41,13 @@ def send_by_name(client, client_hv: dict, url: str, queue: str, calls: dict[str,
         "app = Celery(broker=sys.stdin.read(), backend='rpc://', broker_use_ssl=tls)\n"
         f"calls = {calls!r}\n"
         f"results = {{n: app.send_task(n, args=a, queue={queue!r}) for n, a in calls.items()}}\n"
-        "print(json.dumps({n: r.get(timeout=90) for n, r in results.items()}))\n"
+        + (
+            "print(json.dumps({n: r.get(timeout=90) for n, r in results.items()}))\n"
+            if propagate
+            else "for r in results.values(): r.get(timeout=90, propagate=False)\n"
+            "print(json.dumps({n: {'state': r.state, 'result': repr(r.result)}"
+            " for n, r in results.items()}))\n"
+        )
     )
     python = f"{client_hv['celery_app_base_dir']}/current/bin/python"
     out = client.run(

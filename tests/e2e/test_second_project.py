@@ -8,13 +8,17 @@ name from a web host, run on its own workers; the example app keeps working, unt
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+import time
 
 import requests
-from app_processes import AppProcesses
+from app_processes import AppProcesses, stop_on_every_host
 from cluster_runs import (
     assert_failed_naming,
     changed_per_host,
+    playbook,
     run_playbook,
     wait_for_final_state,
 )
@@ -124,3 +128,77 @@ def test_example_app_keeps_working_and_was_not_restarted(
     reply = requests.post(f"{web_url}/api/jobs", json={"task": "noop"}, timeout=10)
     assert reply.status_code == 202, reply.text
     assert wait_for_final_state(web_url, reply.json()["id"])["state"] == "SUCCESS"
+
+
+# The kit's limits for the tutorial's one worker group, and a task far longer than both.
+LIMITS = {"time_limit": 8, "soft_time_limit": 4}
+LONG_TASK_SECONDS = 60
+
+
+def test_task_longer_than_the_hard_limit_is_ended_by_the_limit_not_killed_at_stop(
+    second_project_deployed,
+    inventory: str,
+    hosts,
+    kit_vars,
+    worker_hosts,
+    web_host_name,
+    second_project,
+    second_project_vars,
+) -> None:
+    """The tutorial sets no time limit and acks early: a task running when its worker is stopped,
+    longer than the stop wait, would be SIGKILLed and lost. The kit puts its limits on every
+    group's command line, whatever the project says, and the stop wait above the hard limit: with
+    the tutorial's sleep longer than both, a stop during the task waits for the soft limit to end
+    it, the worker exits before its stop wait runs out, and the caller gets the limit's error."""
+    group = {**second_project["celery_worker_groups"][0], **LIMITS}
+    overrides = {
+        "celery_worker_groups": [group],
+        "celery_app_environment": {"SLEEP_SECONDS": str(LONG_TASK_SECONDS)},
+    }
+    playbook(inventory, "app.yml", "-e", f"@{DEFINITION}", "-e", json.dumps(overrides))
+    try:
+        workers = {}
+        for name in worker_hosts:
+            processes = AppProcesses(hosts[name], second_project_vars[name])
+            (worker,) = processes.workers()
+            workers[name] = (processes, worker)
+            args = hosts[name].check_output(f"ps -o args= -p {processes.pid(worker)}")
+            assert "--time-limit=8" in args and "--soft-time-limit=4" in args, args
+            wait = processes.stop_settings(worker).wait_seconds
+            assert LIMITS["time_limit"] < wait < LONG_TASK_SECONDS, wait
+
+        url = broker_url(hosts[worker_hosts[0]], second_project_vars[worker_hosts[0]])
+        queue = group["queues"][0]
+        outcome: dict = {}
+        started = time.monotonic()
+        client = threading.Thread(
+            target=lambda: outcome.update(
+                send_by_name(
+                    hosts[web_host_name],
+                    kit_vars[web_host_name],
+                    url,
+                    queue,
+                    {"Tasks.taskPrintOSName": []},
+                    propagate=False,
+                )
+            )
+        )
+        client.start()
+        time.sleep(2)  # the task is running on a worker (early ack: taken at once)
+        stops = stop_on_every_host({name: (p, [w]) for name, (p, w) in workers.items()})
+        client.join(timeout=120)
+        elapsed = time.monotonic() - started
+
+        result = outcome["Tasks.taskPrintOSName"]
+        assert result["state"] == "FAILURE", result
+        assert "SoftTimeLimitExceeded" in result["result"], result
+        assert elapsed < LONG_TASK_SECONDS, elapsed  # ended by the limit, not by its own end
+        for name, seconds in stops.items():
+            processes, worker = workers[name]
+            assert seconds < processes.stop_settings(worker).wait_seconds, (name, stops)
+    finally:
+        for name in worker_hosts:
+            processes, worker = workers.get(name, (None, None))
+            if processes is not None and processes.state(worker)[0] != "RUNNING":
+                processes.start(worker)
+        playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")

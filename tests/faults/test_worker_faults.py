@@ -7,12 +7,11 @@ Tasks are acknowledged late and given back when the process running them dies
 from __future__ import annotations
 
 import ast
-import threading
 import time
 
 import pytest
 import requests
-from app_processes import AppProcesses
+from app_processes import AppProcesses, stop_on_every_host
 from cluster_ops import (
     children,
     lxc,
@@ -189,23 +188,10 @@ def test_stopping_workers_lets_running_jobs_finish(
 
     wait_until(all_started, 60, "every job to start", interval=0.5)
     fault_at = time.monotonic()
-    stopped: dict[str, float] = {}
-
-    def stop(name: str) -> None:
-        start = time.monotonic()
-        processes = AppProcesses(hosts[name], kit_vars[name])
-        for process in processes.workers():
-            processes.stop(process)
-        stopped[name] = time.monotonic() - start
-
-    threads = [threading.Thread(target=stop, args=(name,)) for name in worker_hosts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    every_host = {name: AppProcesses(hosts[name], kit_vars[name]) for name in worker_hosts}
+    stopped = stop_on_every_host({name: (p, p.workers()) for name, p in every_host.items()})
     ledger = batch.ledger()  # nothing is left to run: every job was running
-    for name in worker_hosts:
-        processes = AppProcesses(hosts[name], kit_vars[name])
+    for processes in every_host.values():
         for process in processes.workers():
             processes.start(process)
     time.sleep(DRAIN_POLL_SECONDS)
