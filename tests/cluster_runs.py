@@ -7,7 +7,9 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -125,3 +127,23 @@ def wait_for_final_state(web_url: str, job_id: str, timeout: float = 120) -> dic
             return job
         time.sleep(0.5)
     pytest.fail(f"job {job_id} not finished after {timeout}s")
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0
+) -> Any:
+    """Calls predicate until it returns a true value; fails after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception as exc:  # a host that is still booting, ssh not yet back
+            last_error = exc
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:g} s waiting for {what} (last error: {last_error})"
+    )

@@ -25,13 +25,19 @@ def broker_url(worker, project_hv: dict) -> str:
 
 
 def send_by_name(
-    client, client_hv: dict, url: str, queue: str, calls: dict[str, list], propagate: bool = True
+    client,
+    client_hv: dict,
+    url: str,
+    queue: str,
+    calls: dict[str, list],
+    propagate: bool = True,
+    wait: bool = True,
 ) -> dict:
     """Sends each task by name (with its args) from a host that has Celery but not the project's
     code (the example app's release), and returns name -> result (rpc:// results); with
-    propagate False, name -> {"state": ..., "result": repr of the result or exception}. Over
-    AMQPS the brokers' certificates are verified against the kit's CA, the copy the client host's
-    app holds."""
+    propagate False, name -> {"state": ..., "result": repr of the result or exception}; with wait
+    False, name -> task id, at once. Over AMQPS the brokers' certificates are verified against
+    the kit's CA, the copy the client host's app holds."""
     ca_file = client_hv["celery_app_broker_ca_file"] if client_hv["celery_app_broker_tls"] else ""
     script = (
         "import json, ssl, sys\n"
@@ -42,7 +48,9 @@ def send_by_name(
         f"calls = {calls!r}\n"
         f"results = {{n: app.send_task(n, args=a, queue={queue!r}) for n, a in calls.items()}}\n"
         + (
-            "print(json.dumps({n: r.get(timeout=90) for n, r in results.items()}))\n"
+            "print(json.dumps({n: r.id for n, r in results.items()}))\n"
+            if not wait
+            else "print(json.dumps({n: r.get(timeout=90) for n, r in results.items()}))\n"
             if propagate
             else "for r in results.values(): r.get(timeout=90, propagate=False)\n"
             "print(json.dumps({n: {'state': r.state, 'result': repr(r.result)}"

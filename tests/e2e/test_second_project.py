@@ -21,6 +21,7 @@ from cluster_runs import (
     playbook,
     run_playbook,
     wait_for_final_state,
+    wait_until,
 )
 from sample_project import DEFINITION, broker_url, send_by_name
 
@@ -202,3 +203,44 @@ def test_task_longer_than_the_hard_limit_is_ended_by_the_limit_not_killed_at_sto
             if processes is not None and processes.state(worker)[0] != "RUNNING":
                 processes.start(worker)
         playbook(inventory, "app.yml", "-e", f"@{DEFINITION}")
+
+
+def test_task_no_worker_knows_is_dead_lettered_in_the_projects_vhost_not_dropped(
+    second_project_deployed,
+    inventory: str,
+    hosts,
+    kit_vars,
+    worker_hosts,
+    web_host_name,
+    second_project,
+    second_project_vars,
+) -> None:
+    """A task name the project's workers do not know is rejected by them (Celery: unregistered
+    task, rejected without requeue): the tutorial alone would lose it. The kit's policy on the
+    project's queues dead-letters it into the project's own dead-letter queue, and
+    dead-letters.yml with the project's definition lists it, by name and reason."""
+    vhost = second_project["celery_app_broker_vhost"]
+    queue = second_project["celery_worker_groups"][0]["queues"][0]
+    dead_letter_queue = second_project_vars[worker_hosts[0]]["celery_app_dead_letter_queue"]
+    assert dead_letter_queue == f"{vhost}.dead-letters"
+    broker = next(n for n, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
+    url = broker_url(hosts[worker_hosts[0]], second_project_vars[worker_hosts[0]])
+    try:
+        sent = send_by_name(
+            hosts[web_host_name],
+            kit_vars[web_host_name],
+            url,
+            queue,
+            {"Tasks.noSuchTask": []},
+            wait=False,
+        )
+        task_id = sent["Tasks.noSuchTask"]
+
+        def listed() -> str:
+            out = playbook(inventory, "dead-letters.yml", "-e", f"@{DEFINITION}")
+            return out if task_id in out else ""
+
+        out = wait_until(listed, 90, "the unknown task in the project's dead letters", interval=3)
+        assert "Tasks.noSuchTask" in out and "rejected" in out, out[-2000:]
+    finally:
+        hosts[broker].run(f"rabbitmqctl --quiet purge_queue -p {vhost} {dead_letter_queue}")

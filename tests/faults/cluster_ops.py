@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
 from app_processes import AppProcesses
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(
-    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0
-) -> Any:
-    """Calls predicate until it returns a true value; fails after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception as exc:  # a host that is still booting, ssh not yet back
-            last_error = exc
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout:g} s waiting for {what} (last error: {last_error})"
-    )
 
 
 def children(host, pid: int) -> list[int]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from cluster_ops import wait_until
-from cluster_runs import HOST_GET
+from cluster_runs import HOST_GET, wait_until
 
 
 class Alerts:

@@ -7,7 +7,7 @@ import shlex
 import time
 
 from app_processes import AppProcesses
-from cluster_ops import wait_until
+from cluster_runs import wait_until
 
 # Scrape and evaluation every 5 s and `for: 20s` in the Vagrant inventory; a condition that must
 # first fill a window (beat: three heartbeat periods) takes longer.

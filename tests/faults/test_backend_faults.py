@@ -12,8 +12,7 @@ import time
 
 import requests
 from app_processes import AppProcesses
-from cluster_ops import wait_until
-from cluster_runs import app_command
+from cluster_runs import app_command, wait_until
 
 DRAIN_TIMEOUT = 240
 

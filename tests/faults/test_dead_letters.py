@@ -13,8 +13,7 @@ import json
 import time
 
 import pytest
-from cluster_ops import wait_until
-from cluster_runs import app_command, changed_per_host, playbook
+from cluster_runs import app_command, changed_per_host, playbook, wait_until
 from ledger_batch import Outcome
 
 # Generous: each death costs the worker a new pool process (and prefetched copies wait their turn).

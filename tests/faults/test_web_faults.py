@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 from app_processes import AppProcesses
-from cluster_ops import wait_until
+from cluster_runs import wait_until
 
 
 def test_gunicorn_stopped_on_the_clients_web_host_loses_no_request(

@@ -17,9 +17,8 @@ from cluster_ops import (
     lxc,
     lxc_container,
     pool_ready,
-    wait_until,
 )
-from cluster_runs import app_command
+from cluster_runs import app_command, wait_until
 from ledger_batch import DRAIN_POLL_SECONDS, Outcome
 
 DRAIN_TIMEOUT = 240
