@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring the local cluster up and provision it (`up`), or run the whole cluster test (`test`):
 # up, first provision, second provision that must report changed=0, testinfra, end-to-end,
-# fault scenarios, then teardown whether the tests passed or not. Prints each phase with its
+# fault scenarios, the same machines as a worker-only site, then teardown whether the tests
+# passed or not. Prints each phase with its
 # elapsed time and writes the timings to tests/results/phases.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,3 +111,17 @@ phase "fault scenarios (tests/faults): kills, stops, restarts, rolling deploy, h
 # Prints the table (submitted / completed / lost / duplicated / recovery) and writes
 # tests/results/faults.json.
 pytest -v --durations=15 tests/faults --ansible-inventory="$inventory" --junitxml="$results/faults.xml"
+
+# Last, because it narrows the cluster: the same machines as a site without web hosts
+# (tests/worker_only/vagrant: the inventory less its web and monitoring groups). site.yml
+# deploys it (the brokers' and the result store's firewall then admit the worker hosts only)
+# and the testinfra modules of the roles such a site has pass against it.
+phase "worker-only site (no web hosts): site.yml, testinfra"
+worker_only=tests/worker_only/vagrant
+(cd ansible && ansible-playbook -i "../$worker_only" site.yml) >"$results/provision-worker-only.log" 2>&1 \
+  || { tail -n 60 "$results/provision-worker-only.log"; echo "site.yml failed on the worker-only inventory" >&2; exit 1; }
+sed -n '/PLAY RECAP/,/^$/p' "$results/provision-worker-only.log"
+pytest -v --durations=5 --sudo --ansible-inventory="$worker_only" --junitxml="$results/worker-only.xml" \
+  tests/infra/test_rabbitmq.py tests/infra/test_redis.py tests/infra/test_celery_app.py \
+  tests/infra/test_celery_worker.py tests/infra/test_celery_beat.py tests/infra/test_celery_beat_schedule.py \
+  tests/infra/test_process_manager.py tests/infra/test_firewall.py tests/infra/test_secrets.py
