@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import tarfile
 from pathlib import Path
@@ -44,3 +45,28 @@ def test_caches_and_version_control_are_left_out(tmp_path) -> None:
     packer.pack(source, tmp_path / "a.tar.gz")
     with tarfile.open(tmp_path / "a.tar.gz") as tar:
         assert sorted(tar.getnames()) == ["CeleryApp.py", "Tasks.py", "pkg/__init__.py"]
+
+
+def test_digest_of_a_source_follows_its_files_not_their_times_caches_or_build_outputs(
+    tmp_path,
+) -> None:
+    source = project(tmp_path / "src")
+    first = packer.digest(source)
+    (source / "Tasks.py").touch()
+    for output in ("build/lib", "dist", "pkg.egg-info"):
+        (source / output).mkdir(parents=True)
+        (source / output / "x").write_text("built\n")
+    (source / "__pycache__" / "CeleryApp.cpython-311.pyc").write_bytes(b"\1")
+    assert packer.digest(source) == first
+    (source / "Tasks.py").write_text("x = 2\n")
+    assert packer.digest(source) != first
+
+
+def test_digest_of_a_renamed_file_differs_and_a_distribution_file_is_its_bytes(tmp_path) -> None:
+    source = project(tmp_path / "src")
+    first = packer.digest(source)
+    (source / "Tasks.py").rename(source / "Jobs.py")
+    assert packer.digest(source) != first
+    wheel = tmp_path / "kitapp-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK wheel bytes")
+    assert packer.digest(wheel) == hashlib.sha256(b"PK wheel bytes").hexdigest()

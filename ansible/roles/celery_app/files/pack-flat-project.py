@@ -3,7 +3,13 @@
 node, byte-for-byte the same for the same files (sorted names, fixed times and owners), so an
 unchanged project gives an unchanged release id and a second deploy changes nothing.
 
+With --digest, prints the sha256 of a project's source instead: of the files it would pack
+(less a packaged project's build outputs: build/, dist/, *.egg-info), or of a distribution
+file's bytes. The celery_app role keeps the wheel it built per digest, so an unchanged source
+is not built again.
+
 usage: pack-flat-project.py SOURCE_DIR ARCHIVE   (prints the archive's sha256)
+       pack-flat-project.py --digest SOURCE      (a folder or a distribution file)
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from pathlib import Path
 
 SKIPPED_DIRS = {"__pycache__", ".git", ".hg", ".venv", "venv", ".tox", ".mypy_cache", ".ruff_cache"}
 SKIPPED_SUFFIXES = {".pyc", ".pyo"}
+# What building a packaged project writes into its folder: not part of its source.
+BUILD_OUTPUTS = {"build", "dist"}
 
 
 def members(source: Path) -> list[Path]:
@@ -47,7 +55,25 @@ def pack(source: Path, archive: Path) -> str:
     return hashlib.sha256(packed).hexdigest()
 
 
+def digest(source: Path) -> str:
+    hashed = hashlib.sha256()
+    if source.is_file():
+        hashed.update(source.read_bytes())
+        return hashed.hexdigest()
+    for relative in members(source):
+        if relative.parts[0] in BUILD_OUTPUTS or any(
+            part.endswith(".egg-info") for part in relative.parts
+        ):
+            continue
+        hashed.update(relative.as_posix().encode() + b"\0")
+        hashed.update(hashlib.sha256((source / relative).read_bytes()).digest())
+    return hashed.hexdigest()
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) == 3 and sys.argv[1] == "--digest":
+        print(digest(Path(sys.argv[2])))
+    elif len(sys.argv) == 3:
+        print(pack(Path(sys.argv[1]), Path(sys.argv[2])))
+    else:
         sys.exit(__doc__)
-    print(pack(Path(sys.argv[1]), Path(sys.argv[2])))
