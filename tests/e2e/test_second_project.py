@@ -163,7 +163,8 @@ def test_task_longer_than_the_hard_limit_is_ended_by_the_limit_not_killed_at_sto
             processes = AppProcesses(hosts[name], second_project_vars[name])
             (worker,) = processes.workers()
             workers[name] = (processes, worker)
-            args = hosts[name].check_output(f"ps -o args= -p {processes.pid(worker)}")
+            pid = wait_until(lambda p=processes, w=worker: p.pid(w), 60, f"{worker} running")
+            args = hosts[name].check_output(f"ps -o args= -p {pid}")
             assert "--time-limit=8" in args and "--soft-time-limit=4" in args, args
             wait = processes.stop_settings(worker).wait_seconds
             assert LIMITS["time_limit"] < wait < LONG_TASK_SECONDS, wait
