@@ -56,6 +56,16 @@ HOST_GET = (
 )
 
 
+def redis_operator_cli(hv: dict) -> str:
+    """redis-cli on the result store's host as its default (operators') user. The password is
+    read there from Redis's own configuration, never put on a command line: commands run through
+    sudo, which writes each command line to the host's journal."""
+    return (
+        "REDISCLI_AUTH=$(sed -n 's/^requirepass //p' /etc/redis/redis.conf) "
+        f"redis-cli --no-auth-warning -h 127.0.0.1 -p {hv['redis_port']}"
+    )
+
+
 def run_playbook(inventory: str, name: str, *args: str) -> subprocess.CompletedProcess:
     """Runs ansible-playbook NAME (relative to ansible/, or absolute), whatever its outcome."""
     return subprocess.run(

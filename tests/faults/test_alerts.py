@@ -7,7 +7,7 @@ import shlex
 import time
 
 from app_processes import AppProcesses
-from cluster_runs import wait_until
+from cluster_runs import redis_operator_cli, wait_until
 
 # Scrape and evaluation every 5 s and `for: 20s` in the Vagrant inventory; a condition that must
 # first fill a window (beat: three heartbeat periods) takes longer.
@@ -94,13 +94,11 @@ def test_every_worker_stopped_with_a_backlog_fires_and_clears_losing_nothing(
     assert outcome.lost == 0, ledger
 
 
-def redis_operator(hosts, kit_vars, kit_secrets) -> tuple[str, object, str]:
-    """(name, host, redis-cli command line) of the result store. The default user (operators');
-    the password reaches redis-cli in its environment only."""
+def redis_operator(hosts, kit_vars) -> tuple[str, object, str]:
+    """(name, host, redis-cli command line) of the result store, as its default (operators')
+    user, the password read on the host (redis_operator_cli)."""
     (name,) = hosts_of(kit_vars, "redis")
-    hv = kit_vars[name]
-    cli = f"REDISCLI_AUTH={kit_secrets['kitapp_redis_password']} redis-cli -p {hv['redis_port']}"
-    return name, hosts[name], cli
+    return name, hosts[name], redis_operator_cli(kit_vars[name])
 
 
 def redis_info(redis, cli: str, section: str, field: str) -> int:
@@ -108,8 +106,8 @@ def redis_info(redis, cli: str, section: str, field: str) -> int:
     return int(next(line.split(":")[1] for line in info.split() if line.startswith(f"{field}:")))
 
 
-def test_redis_near_its_maxmemory_fires_and_clears(hosts, kit_vars, kit_secrets, alerts) -> None:
-    name, redis, cli = redis_operator(hosts, kit_vars, kit_secrets)
+def test_redis_near_its_maxmemory_fires_and_clears(hosts, kit_vars, alerts) -> None:
+    name, redis, cli = redis_operator(hosts, kit_vars)
     # Lower the ceiling to just above what Redis holds (about 93 % used), then put it back.
     used = redis_info(redis, cli, "memory", "used_memory")
     redis.run_expect([0], f"{cli} config set maxmemory {int(used / 0.93)}")
@@ -127,12 +125,10 @@ FILLER_KEYS = 64
 FILLER_BYTES = 65536
 
 
-def test_redis_evicting_keys_fires_and_clears_evicting_no_result(
-    hosts, kit_vars, kit_secrets, alerts
-) -> None:
+def test_redis_evicting_keys_fires_and_clears_evicting_no_result(hosts, kit_vars, alerts) -> None:
     """Redis at its ceiling evicts: the filler goes first (volatile-ttl while the test runs: the
     shortest TTL), so every eviction counted is a filler key and no task result is lost."""
-    name, redis, cli = redis_operator(hosts, kit_vars, kit_secrets)
+    name, redis, cli = redis_operator(hosts, kit_vars)
     hv = kit_vars[name]
     policy = redis.check_output(f"{cli} config get maxmemory-policy").split()[-1]
     assert policy == hv["redis_maxmemory_policy"], policy

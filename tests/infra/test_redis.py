@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cluster_runs import redis_operator_cli
+
 testinfra_hosts = ["ansible://redis"]
 
 
@@ -32,10 +34,7 @@ def test_redis_configuration_is_readable_only_by_redis(host) -> None:
 
 def redis_config(host, hv: dict, name: str) -> str:
     """CONFIG GET as the server sees it; the password is read on the host, never passed in."""
-    out = host.run(
-        "REDISCLI_AUTH=$(sed -n 's/^requirepass //p' /etc/redis/redis.conf) "
-        f"redis-cli --no-auth-warning -h 127.0.0.1 -p {hv['redis_port']} CONFIG GET {name}"
-    )
+    out = host.run(f"{redis_operator_cli(hv)} CONFIG GET {name}")
     assert out.rc == 0, out.stderr
     lines = out.stdout.split()
     assert lines[0] == name, out.stdout
