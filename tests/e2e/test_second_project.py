@@ -185,8 +185,18 @@ def test_task_longer_than_the_hard_limit_is_ended_by_the_limit_not_killed_at_sto
                 )
             )
         )
+        logs = {n: f"{second_project_vars[n]['celery_app_log_dir']}/*.log" for n in worker_hosts}
+
+        def runs_started() -> int:
+            """How often a worker's log says the task started (the tutorial's task prints it)."""
+            return sum(
+                int(hosts[n].run(f"cat {logs[n]} | grep -c 'taskPrintOSName started'").stdout)
+                for n in worker_hosts
+            )
+
+        before = runs_started()
         client.start()
-        time.sleep(2)  # the task is running on a worker (early ack: taken at once)
+        wait_until(lambda: runs_started() > before, 60, "the long task to start", interval=0.3)
         stops = stop_on_every_host({name: (p, [w]) for name, (p, w) in workers.items()})
         client.join(timeout=120)
         elapsed = time.monotonic() - started
