@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -62,11 +63,12 @@ def inventory() -> dict:
     return {**groups, "_meta": {"hostvars": hostvars}}
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], make_inventory: Callable[[], dict] = inventory) -> int:
+    """Ansible's inventory script protocol (--list, --host) for make_inventory's hosts."""
     if len(argv) > 1 and argv[1] == "--host":
         print(json.dumps({}))
         return 0
-    print(json.dumps(inventory(), indent=2))
+    print(json.dumps(make_inventory(), indent=2))
     return 0
 
 

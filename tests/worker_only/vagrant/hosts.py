@@ -12,7 +12,6 @@ site.yml with it and runs the testinfra modules of the roles such a site has.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -20,16 +19,15 @@ FULL_INVENTORY = Path(__file__).resolve().parents[3] / "ansible" / "inventories"
 WITHOUT_GROUPS = ("web", "monitoring")
 
 
-def full_inventory() -> dict:
+def vagrant_inventory_script():
     spec = importlib.util.spec_from_file_location("vagrant_hosts", FULL_INVENTORY / "hosts.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.inventory()
+    return module
 
 
-def inventory() -> dict:
-    full = full_inventory()
+def without_web_hosts(full: dict) -> dict:
     groups = {name: group for name, group in full.items() if name != "_meta"}
     kept = {name: group for name, group in groups.items() if name not in WITHOUT_GROUPS}
     hosts = {host for group in kept.values() for host in group["hosts"]}
@@ -37,13 +35,6 @@ def inventory() -> dict:
     return {**kept, "_meta": {"hostvars": hostvars}}
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) > 1 and argv[1] == "--host":
-        print(json.dumps({}))
-        return 0
-    print(json.dumps(inventory(), indent=2))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    vagrant = vagrant_inventory_script()
+    sys.exit(vagrant.main(sys.argv, lambda: without_web_hosts(vagrant.inventory())))
