@@ -9,6 +9,11 @@ from kombu import Exchange, Queue
 
 from kitapp.config import Settings
 
+# How long a publish waits for the broker's confirm before it counts as failed and is retried:
+# with the retries below a submission gives up (503) in about 10 s, before a client's usual 15 s.
+# Unbounded, a request waited as long as a quorum queue whose leader was cut off from the
+# cluster's majority took to elect another (over 15 s in the partition fault scenario).
+PUBLISH_CONFIRM_TIMEOUT_SECONDS = 2.0
 # Publishing a task retries this often before giving up (the web API then answers 503).
 PUBLISH_RETRY_POLICY: dict[str, float] = {
     "max_retries": 3,

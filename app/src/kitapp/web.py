@@ -33,6 +33,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from kitapp.celery_config import PUBLISH_CONFIRM_TIMEOUT_SECONDS
 from kitapp.config import Settings
 from kitapp.job_store import JobRecord, JobStore, MemoryJobStore, RedisJobStore
 from kitapp.public_tasks import ValidationError, validate_job_request
@@ -304,7 +305,12 @@ class JobService:
         except RedisError as exc:
             raise _unavailable(RESULTS_UNAVAILABLE, exc) from exc
         try:
-            self.celery.send_task(celery_name, args=args, task_id=job.id)
+            self.celery.send_task(
+                celery_name,
+                args=args,
+                task_id=job.id,
+                confirm_timeout=PUBLISH_CONFIRM_TIMEOUT_SECONDS,
+            )
         except Exception as exc:  # kombu OperationalError, socket errors, nacked publish
             log.warning("publishing %s failed: %s", job.id, _short(exc))
             try:

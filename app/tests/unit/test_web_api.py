@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from kitapp.celery_config import PUBLISH_CONFIRM_TIMEOUT_SECONDS, PUBLISH_RETRY_POLICY
 from kitapp.config import Settings
 from kitapp.job_store import JobRecord, MemoryJobStore
 from kitapp.web import create_app
@@ -70,10 +71,14 @@ class FakeCelery:
 
     backend: FakeBackend = field(default_factory=FakeBackend)
     sent: list[tuple[str, list[object], str]] = field(default_factory=list)
+    confirm_timeouts: list[float | None] = field(default_factory=list)
     broker_down: bool = False
     queue_full: bool = False
 
-    def send_task(self, name: str, args: list[object], task_id: str) -> None:
+    def send_task(
+        self, name: str, args: list[object], task_id: str, confirm_timeout: float | None = None
+    ) -> None:
+        self.confirm_timeouts.append(confirm_timeout)
         if self.broker_down:
             raise OperationalError(BROKER_DOWN)
         if self.queue_full:  # as kombu raises it once its retries of the nacked publish end
@@ -394,6 +399,21 @@ def test_full_queue_on_submit_gives_503_saying_so_and_keeps_no_record(api: Api) 
     response = api.post({"task": "noop"})
     assert error_of(response, 503) == "the job queue is full; retry later"
     assert api.store.recent(10) == []
+
+
+def test_a_submission_waits_a_bounded_time_for_the_brokers_confirm(api: Api) -> None:
+    """An unbounded wait held the request for as long as a broker cut off from its cluster took
+    to notice (the partition fault scenario); kombu's retry then publishes on a new connection."""
+    assert api.post({"task": "noop"}).status_code == 202
+    assert api.celery.confirm_timeouts == [PUBLISH_CONFIRM_TIMEOUT_SECONDS]
+    # Every attempt waiting its full confirm timeout, plus the retry policy's pauses: still an
+    # answer (503) before a client's 15 s read timeout.
+    attempts = int(PUBLISH_RETRY_POLICY["max_retries"]) + 1
+    step, start, most = (
+        PUBLISH_RETRY_POLICY[k] for k in ("interval_step", "interval_start", "interval_max")
+    )
+    pauses = sum(min(start + i * step, most) for i in range(attempts - 1))
+    assert attempts * PUBLISH_CONFIRM_TIMEOUT_SECONDS + pauses < 12
 
 
 def test_broker_down_on_submit_gives_a_generic_503(
