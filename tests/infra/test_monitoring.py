@@ -12,7 +12,7 @@ from cluster_runs import HOST_GET
 
 testinfra_hosts = ["ansible://monitoring"]
 
-EXPORTER_JOBS = ("node", "rabbitmq", "redis")
+EXPORTER_JOBS = ("node", "rabbitmq", "redis", "nginx")
 # A fresh Prometheus needs a scrape interval or two before every target has been seen.
 TARGETS_TIMEOUT = 90
 
