@@ -39,7 +39,7 @@ provision: venv
 	vagrant provision
 
 down:
-	vagrant destroy -f
+	vagrant destroy -f --parallel
 	rm -rf .cache/ansible-facts
 
 lint: venv

@@ -31,8 +31,8 @@ fact_cache=.cache/ansible-facts
 
 teardown() {
   status=$?
-  phase "teardown (vagrant destroy -f)"
-  vagrant destroy -f >/dev/null 2>&1 || true
+  phase "teardown (vagrant destroy -f --parallel)"
+  vagrant destroy -f --parallel >/dev/null 2>&1 || true
   rm -rf "$fact_cache"
   phase "done"
   if [ "$status" -eq 0 ]; then echo "cluster test PASSED in ${SECONDS}s"; else echo "cluster test FAILED (exit $status) after ${SECONDS}s"; fi

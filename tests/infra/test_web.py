@@ -116,3 +116,25 @@ def test_only_web_hosts_reach_gunicorn_over_tcp(host, hosts, kit_vars) -> None:
         f"('{hv['cluster_address']}', {hv['gunicorn_tcp_port']}), timeout=3)\""
     )
     assert hosts[outsider].run(probe).rc != 0, f"{outsider} reached gunicorn over TCP"
+
+
+def test_password_files_hash_with_the_configured_rounds_readable_by_nginx_only(
+    host, kit_vars
+) -> None:
+    """nginx checks the hash on every request to a password-protected location (Prometheus
+    scrapes Flower's /metrics through one): its cost is the rounds the role sets."""
+    hv = kit_vars[host.backend.get_hostname()]
+    files = host.file("/etc/nginx").listdir()
+    htpasswd = [
+        f for f in files if f.startswith(f"{hv['nginx_site_name']}-") and f.endswith(".htpasswd")
+    ]
+    assert htpasswd, files
+    for name in htpasswd:
+        f = host.file(f"/etc/nginx/{name}")
+        assert (f.user, f.group, f.mode) == ("root", hv["nginx_user"], 0o640)
+        with host.sudo():
+            user, digest = f.content_string.strip().split(":", 1)
+        assert digest.startswith("$6$"), name
+        # SHA-512 crypt writes rounds=N unless N is the default, 5000.
+        found = re.match(r"\$6\$rounds=(\d+)\$", digest)
+        assert (int(found.group(1)) if found else 5000) == int(hv["nginx_basic_auth_hash_rounds"])
