@@ -29,8 +29,16 @@ phase() {
 # cluster look for /usr/bin/python3.13.
 fact_cache=.cache/ansible-facts
 
+# The test sessions below resolve the deployment's variables once per inventory
+# (tests/cluster_runs.py resolve_vars); the folder holds the secrets too, and goes at teardown.
+if [ "$mode" = test ]; then
+  KIT_RESOLVED_VARS_CACHE=$(mktemp -d -t kit-resolved-vars.XXXXXX)
+  export KIT_RESOLVED_VARS_CACHE
+fi
+
 teardown() {
   status=$?
+  rm -rf "${KIT_RESOLVED_VARS_CACHE:-/nonexistent}"
   phase "teardown (vagrant destroy -f --parallel)"
   vagrant destroy -f --parallel >/dev/null 2>&1 || true
   rm -rf "$fact_cache"

@@ -1,0 +1,35 @@
+"""The cluster test's cache of resolved variables (tests/cluster_runs.py): one resolution per
+set of inputs. Its key must change with whatever the resolution reads, and must not change
+with where a session asks the secrets to be written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cluster_runs import resolution_inputs_digest
+
+INVENTORY = str(Path(__file__).resolve().parents[2] / "ansible" / "inventories" / "vagrant")
+
+
+def test_key_ignores_where_the_secrets_are_written() -> None:
+    one = resolution_inputs_digest(INVENTORY, ("-e", "kit_secrets_file=/tmp/a/secrets.json"))
+    other = resolution_inputs_digest(INVENTORY, ("-e", "kit_secrets_file=/tmp/b/secrets.json"))
+    assert one == other
+
+
+def test_key_changes_with_an_extra_vars_files_content(tmp_path: Path) -> None:
+    definition = tmp_path / "project.yml"
+    definition.write_text("celery_app_name: one\n")
+    before = resolution_inputs_digest(INVENTORY, ("-e", f"@{definition}"))
+    definition.write_text("celery_app_name: two\n")
+    assert resolution_inputs_digest(INVENTORY, ("-e", f"@{definition}")) != before
+
+
+def test_key_changes_with_the_inventory_and_the_kits_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    before = resolution_inputs_digest(INVENTORY, ())
+    assert resolution_inputs_digest(str(tmp_path), ()) != before
+    monkeypatch.setenv("CELERYKIT_PROCESS_MANAGER", "a-value-no-run-sets")
+    assert resolution_inputs_digest(INVENTORY, ()) != before
