@@ -269,3 +269,81 @@ def test_task_leaking_past_the_memory_cap_completes_and_its_pool_process_is_repl
         )
     )
     assert (executions, ledger["redelivered"][job_id]) == (1, 0), ledger
+
+
+# The test's own nftables table on the worker host: it drops every packet of the worker's broker
+# connections as they are when the fault starts (by their local ports), as a link that dies
+# without a FIN or RST does; connections opened later are not touched.
+SILENT_TABLE = "kit_test_silent_link"
+
+
+def broker_ports_of(host, pid: int, broker_port: int) -> list[int]:
+    """Local ports of the process's established connections to a broker."""
+    lines = host.check_output(f"ss -tnpH state established '( dport = :{broker_port} )'")
+    return sorted(
+        int(line.split()[2].rsplit(":", 1)[1])
+        for line in lines.splitlines()
+        if f"pid={pid}," in line
+    )
+
+
+def test_worker_whose_broker_link_goes_silent_is_restarted_by_the_watchdog_losing_nothing(
+    hosts, kit_vars, victim, new_batch, report
+) -> None:
+    hv = kit_vars[victim]
+    host = hosts[victim]
+    processes = AppProcesses(host, hv)
+    worker = processes.workers()[0]
+    pid = processes.pid(worker)
+    broker_port = int(
+        hv["rabbitmq_tls_port"] if hv["rabbitmq_tls_enabled"] else hv["rabbitmq_amqp_port"]
+    )
+    ports = broker_ports_of(host, pid, broker_port)
+    assert ports, f"{worker} (pid {pid}) has no broker connection"
+    table = f"inet {SILENT_TABLE}"
+    listed = "{ " + ", ".join(map(str, ports)) + " }"
+    batch = new_batch(seconds=0.1)
+    started = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    for command in (
+        f"nft add table {table}",
+        f"nft 'add chain {table} input {{ type filter hook input priority -10; }}'",
+        f"nft 'add chain {table} output {{ type filter hook output priority -10; }}'",
+        f"nft 'add rule {table} input tcp dport {listed} drop'",
+        f"nft 'add rule {table} output tcp sport {listed} drop'",
+    ):
+        host.run_expect([0], command)
+    fault_at = time.monotonic()
+    try:
+        batch.submit(6)
+        # The watchdog misses it celery_watchdog_misses times in a row, then restarts it; or
+        # it starts the worker again once supervisor gave up on it.
+        allowed = (
+            int(hv["celery_watchdog_interval"]) * (int(hv["celery_watchdog_misses"]) + 2) + 120
+        )
+        new_pid = wait_until(
+            lambda: pool_ready(processes, worker, concurrency(hv), not_pid=pid),
+            allowed,
+            f"the watchdog to restart {worker}",
+            2,
+        )
+        recovered = time.monotonic() - fault_at
+    finally:
+        host.run_expect([0], f"nft delete table {table}")
+    journal = host.check_output(
+        f"journalctl --no-pager -u {hv['celery_watchdog_unit']}.service --since '{started}'"
+    )
+    # Either way is the watchdog's: it ended the worker that no longer answered, or it started
+    # the worker again that had noticed the dead link itself and then failed to start until the
+    # broker dropped the old connection (supervisor gives up after its start retries).
+    assert "restarting it" in journal or "starting it again" in journal, journal[-2000:]
+    assert new_pid != pid
+    outcome, ledger = batch.drain_to_outcome(
+        f"{worker}'s broker link went silent (watchdog)",
+        fault_at=fault_at,
+        recovery_seconds=recovered,
+        note="recovery: the watchdog restarted the worker and its new pool is up",
+        timeout=DRAIN_TIMEOUT,
+    )
+    report(outcome)
+    assert not batch.failures, batch.failures
+    assert outcome.lost == 0, ledger

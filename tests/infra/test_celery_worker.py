@@ -79,3 +79,23 @@ def test_each_worker_runs_its_groups_concurrency_and_prefetch(host, kit_vars) ->
         node: (s["pool"]["max-concurrency"], s["prefetch_count"]) for node, s in stats.items()
     }
     assert running == expected
+
+
+def test_the_watchdog_checks_every_worker_of_the_host_on_a_timer_and_restarts_none_that_answer(
+    host, kit_vars
+) -> None:
+    hv = kit_vars[host.backend.get_hostname()]
+    unit = hv["celery_watchdog_unit"]
+    timer = host.service(f"{unit}.timer")
+    assert timer.is_running and timer.is_enabled
+    with host.sudo():
+        command = host.check_output(f"systemctl show --property=ExecStart --value {unit}.service")
+        pids = AppProcesses(host, hv).pids()
+        # One check now, as the timer runs it: every worker answers, none is restarted.
+        since = host.check_output("date +%s")
+        host.run_expect([0], f"systemctl start {unit}.service")
+        log = host.check_output(f"journalctl --no-pager -u {unit}.service --since @{since}")
+    for name in AppProcesses(host, hv).workers():
+        assert f"={name}=" in command, (name, command)
+    assert "restarting" not in log, log
+    assert AppProcesses(host, hv).pids() == pids
