@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,6 +191,20 @@ def wait_for_final_state(web_url: str, job_id: str, timeout: float = 120) -> dic
     pytest.fail(f"job {job_id} not finished after {timeout}s")
 
 
+# A Prometheus duration (prometheus_scrape_interval, kit_alert_*): units from ms to weeks, largest
+# first, e.g. "40s", "1m30s", "2h".
+PROMETHEUS_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+PROMETHEUS_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def prometheus_seconds(duration: str) -> float:
+    """Seconds of a Prometheus duration; a ValueError for anything else."""
+    parts = PROMETHEUS_DURATION.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a Prometheus duration: {duration!r}")
+    return sum(int(n) * PROMETHEUS_UNIT_SECONDS[u] for n, u in parts)
+
+
 def wait_until(
     predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0
 ) -> Any:
@@ -207,3 +223,46 @@ def wait_until(
     raise AssertionError(
         f"timed out after {timeout:g} s waiting for {what} (last error: {last_error})"
     )
+
+
+class KeepGetting:
+    """A client in a thread, for as long as the with-block runs: GETs the URLs in turn, one every
+    `interval` s, and keeps each answer's status in order (0: no answer) and every failure (no
+    answer, or a status other than `ok`)."""
+
+    def __init__(
+        self, urls: list[str], interval: float, timeout: float = 30, ok: int = 200
+    ) -> None:
+        self.urls, self.interval, self.timeout, self.ok = urls, interval, timeout, ok
+        self.answers: list[int] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def statuses(self) -> Counter[int]:
+        return Counter(self.answers)
+
+    def _run(self) -> None:
+        sent = 0
+        while not self._stop.is_set():
+            url = self.urls[sent % len(self.urls)]
+            sent += 1
+            try:
+                reply = requests.get(url, timeout=self.timeout)
+            except requests.RequestException as exc:
+                self.answers.append(0)
+                self.failures.append(f"{url}: {exc}")
+            else:
+                self.answers.append(reply.status_code)
+                if reply.status_code != self.ok:
+                    self.failures.append(f"{url}: {reply.status_code} {reply.text[:200]}")
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> KeepGetting:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)

@@ -10,12 +10,11 @@ request fails.
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
-from collections import Counter
 
 import requests
 from cluster_runs import (
+    KeepGetting,
     assert_failed_naming,
     changed_per_host,
     front_end_url,
@@ -100,36 +99,11 @@ def test_rolling_deploy_of_the_project_under_load_fails_no_request(
     web_py = changed / "web.py"
     web_py.write_text(web_py.read_text().replace('REVISION = "1"', 'REVISION = "2"'))
     urls = [project_url(kit_vars, web_project_vars, name) for name in web_hosts]
-    statuses: Counter[str] = Counter()
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        sent = 0
-        while not stop.is_set():
-            url = f"{urls[sent % len(urls)]}/system"
-            sent += 1
-            try:
-                reply = requests.get(url, timeout=30)
-            except requests.RequestException as exc:
-                statuses["error"] += 1
-                failures.append(f"{url}: {exc}")
-            else:
-                statuses[str(reply.status_code)] += 1
-                if reply.status_code != 200:
-                    failures.append(f"{url}: {reply.status_code} {reply.text[:200]}")
-            time.sleep(LOAD_INTERVAL)
-
-    client = threading.Thread(target=load, daemon=True)
-    client.start()
-    try:
+    with KeepGetting([f"{url}/system" for url in urls], LOAD_INTERVAL) as client:
         source = f"celery_app_source={changed}"
         playbook(inventory, "app.yml", "-e", f"@{WEB_DEFINITION}", "-e", source)
         time.sleep(2)
-    finally:
-        stop.set()
-        client.join(timeout=60)
-    assert failures == [], (statuses, failures[:10])
-    assert statuses["200"] > 10, statuses
+    assert client.failures == [], (client.statuses, client.failures[:10])
+    assert client.statuses[200] > 10, client.statuses
     for url in urls:
         assert requests.get(f"{url}/healthz", timeout=10).json()["revision"] == "2", url

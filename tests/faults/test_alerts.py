@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import shlex
-import threading
 import time
 
-import requests
 from app_processes import AppProcesses
 from cluster_ops import children
-from cluster_runs import front_end_url, redis_operator_cli, wait_until
+from cluster_runs import (
+    KeepGetting,
+    front_end_url,
+    prometheus_seconds,
+    redis_operator_cli,
+    wait_until,
+)
 
 # Scrape and evaluation every 5 s and `for: 20s` in the Vagrant inventory; a condition that must
 # first fill a window (beat: three heartbeat periods) takes longer.
@@ -149,19 +153,18 @@ def test_consumers_frozen_mid_task_fire_unacked_too_long_and_clear_losing_nothin
             child for w in processes.workers() for child in children(hosts[name], processes.pid(w))
         ]
         assert pools[name], f"no pool process on {name}"
-    age = kit_vars[worker_hosts[0]]["kit_alert_unacked_for"]
-    assert age.endswith("s"), age
+    age = prometheus_seconds(kit_vars[worker_hosts[0]]["kit_alert_unacked_for"])
     for name, pids in pools.items():
         hosts[name].run_expect([0], f"kill -STOP {' '.join(map(str, pids))}")
     try:
         batch = new_batch(seconds=0.1)
         batch.submit(4)
         fault_at = time.monotonic()
-        fired = alerts.wait_firing("KitUnackedTooLong", int(age[:-1]) + FIRE_TIMEOUT)
+        fired = alerts.wait_firing("KitUnackedTooLong", age + FIRE_TIMEOUT)
     finally:
         for name, pids in pools.items():
             hosts[name].run_expect([0], f"kill -CONT {' '.join(map(str, pids))}")
-    assert fired >= int(age[:-1]), f"fired {fired:.0f} s after the jobs were sent"
+    assert fired >= age, f"fired {fired:.0f} s after the jobs were sent"
     alerts.wait_cleared("KitUnackedTooLong", CLEAR_TIMEOUT)
     outcome, ledger = batch.drain_to_outcome(
         "every pool process frozen mid-task (alerts)",
@@ -175,17 +178,6 @@ def test_consumers_frozen_mid_task_fire_unacked_too_long_and_clear_losing_nothin
     assert outcome.lost == 0, ledger
 
 
-def keep_requesting(urls: list[str], stop: threading.Event, answers: list[int]) -> None:
-    """GET every URL once a second until stop is set; each answer's status goes to answers."""
-    while not stop.is_set():
-        for url in urls:
-            try:
-                answers.append(requests.get(url, timeout=5).status_code)
-            except requests.RequestException:
-                answers.append(0)
-        stop.wait(1)
-
-
 def test_server_errors_on_the_web_hosts_fire_and_clear(
     hosts, kit_vars, web_hosts, web_url, alerts
 ) -> None:
@@ -193,24 +185,19 @@ def test_server_errors_on_the_web_hosts_fire_and_clear(
     hosts' gunicorns), and mtail counts them in nginx's access log."""
     web = {name: AppProcesses(hosts[name], kit_vars[name]) for name in web_hosts}
     urls = [front_end_url(kit_vars[name]) + "/healthz" for name in web_hosts]
-    answers: list[int] = []
-    stop = threading.Event()
     for processes in web.values():
         processes.stop(processes.service("gunicorn"))
-    client = threading.Thread(target=keep_requesting, args=(urls, stop, answers), daemon=True)
-    client.start()
-    try:
-        for name in web_hosts:
-            alerts.wait_firing("KitWebServerErrors", FIRE_TIMEOUT, host=name)
-    finally:
-        for processes in web.values():
-            processes.start(processes.service("gunicorn"))
-    try:
+    # Each web host asked about once a second.
+    with KeepGetting(urls, 1 / len(urls), timeout=5) as client:
+        try:
+            for name in web_hosts:
+                alerts.wait_firing("KitWebServerErrors", FIRE_TIMEOUT, host=name)
+        finally:
+            for processes in web.values():
+                processes.start(processes.service("gunicorn"))
         for name in web_hosts:
             alerts.wait_cleared("KitWebServerErrors", CLEAR_TIMEOUT, host=name)
-    finally:
-        stop.set()
-        client.join()
+    answers = client.answers
     assert 502 in answers, sorted(set(answers))
     assert answers[-1] == 200, answers[-len(urls) :]
 
@@ -327,7 +314,7 @@ def test_beat_stopped_fires_after_three_heartbeat_periods_and_clears(
     # The window is three periods; the last heartbeat ran up to one period before beat stopped,
     # and increase() sees it leave the window a scrape early: measured 29.95 s with 15 s periods
     # and 5 s scrapes (the earlier bound, two periods, was 30).
-    scrape = int(str(kit_vars[name]["prometheus_scrape_interval"]).rstrip("s"))
+    scrape = prometheus_seconds(kit_vars[name]["prometheus_scrape_interval"])
     assert silent >= 2 * period - 2 * scrape, f"fired {silent:.0f} s after beat stopped"
     alerts.wait_cleared("KitBeatSilent", period + CLEAR_TIMEOUT)
 
