@@ -222,3 +222,16 @@ def test_every_systemd_unit_is_sandboxed_read_only_but_for_its_write_paths(rende
         assert service["PrivateTmp"] == ["yes"] and service["ProtectHome"] == ["yes"], name
         writes = service.get("ReadWritePaths", [""])[0].split()
         assert writes == expected_writes[process["role"]], name
+
+
+def test_each_worker_process_is_waited_for_by_a_ping_to_its_own_node(rendered: Path) -> None:
+    checks = json.loads((rendered / "worker1" / "ready-checks.json").read_text())
+    instances = json.loads((rendered / "worker1" / "supervisor" / "instances.json").read_text())
+    workers = [i for i in instances if i["role"] == "celery_worker"]
+    assert [c["name"] for c in checks] == [f"{i['program']}-{i['instance']}" for i in workers]
+    for check, worker in zip(checks, workers, strict=True):
+        assert check["argv"][-3:-1] == ["ping", "--timeout=5"], check
+        assert check["argv"][-1] == f"--destination={worker['group']}-{worker['instance']}@worker1"
+        assert check["user"] == "kitapp" and check["seconds"] == 120, check
+    # Beat and the web programs have no readiness check.
+    assert json.loads((rendered / "web1" / "ready-checks.json").read_text()) == []
