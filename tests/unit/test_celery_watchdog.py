@@ -7,6 +7,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 CHECK = (
     Path(__file__).resolve().parents[2] / "ansible/roles/celery_watchdog/files/celery-watchdog.py"
 )
@@ -114,3 +116,12 @@ def test_only_a_fatal_supervisor_program_counts_as_given_up() -> None:
     assert not watchdog.supervisor_gave_up(line.format("STOPPED   Dec 06 12:00 PM"))
     assert not watchdog.supervisor_gave_up(line.format("BACKOFF   Exited too quickly"))
     assert not watchdog.supervisor_gave_up(line.format("RUNNING   pid 2315, uptime 0:04:45"))
+
+
+def test_a_check_without_a_user_to_ask_as_is_refused(capsys) -> None:
+    """The project's code is imported only as the app's user, never by the root check itself."""
+    args = ["--app=kitapp.celery_app", "--manager=supervisor", "--state=/nonexistent/state.json"]
+    with pytest.raises(SystemExit) as exit_:
+        watchdog.main([*args, "default-00=kitapp-worker-default=kitapp"])
+    assert exit_.value.code == 2
+    assert "--ask-as" in capsys.readouterr().err

@@ -14,7 +14,7 @@ remote-control queue), and supervisor gives up after a few seconds of that.
 Usage (root, with the app's environment and the release's Python; the celery_watchdog role's
 timer runs it):
   with-env <release>/bin/python celery-watchdog --app MODULE --manager supervisor \\
-      --state /run/APP-watchdog/state.json --misses 3 --timeout 5 \\
+      --state /run/APP-watchdog/state.json --misses 3 --timeout 5 --ask-as APP_USER \\
       NODE_PREFIX=CONTROL=QUEUE[,QUEUE...] ...
 NODE_PREFIX is the worker's node name before "@" (<group>-<instance>); "@<this host's name>" is
 added, as Celery's %h does.
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state")
     parser.add_argument("--misses", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=5.0)
-    parser.add_argument("--ask-as", default="", help="ask the workers as this user (run as root)")
+    parser.add_argument("--ask-as", help="ask the workers as this user (the check runs as root)")
     parser.add_argument(
         "--ask-only", action="store_true", help="print the workers' answers, as JSON"
     )
@@ -214,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return 0
-    if not args.manager or not args.state:
-        parser.error("--manager and --state are required")
+    if not args.manager or not args.state or not args.ask_as:
+        parser.error("--manager, --state and --ask-as are required")
 
     hostname = socket.gethostname()
     workers = [parse_worker(spec, hostname) for spec in args.workers]
@@ -231,12 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     consumed: dict[str, set[str]] = {}
     if nodes:
         try:
-            if args.ask_as:
-                answered, consumed = ask_as(args.ask_as, args.app, nodes, args.timeout)
-            else:
-                from celery.app.utils import find_app
-
-                answered, consumed = ask_workers(find_app(args.app), nodes, args.timeout)
+            answered, consumed = ask_as(args.ask_as, args.app, nodes, args.timeout)
         except Exception as error:  # the broker unreachable from here: judge nobody
             print(f"celery-watchdog: cannot ask the workers ({error}); no worker judged")
             return 0
