@@ -299,22 +299,25 @@ def test_redis_evicting_keys_fires_and_clears_evicting_no_result(hosts, kit_vars
 def test_beat_stopped_fires_after_three_heartbeat_periods_and_clears(
     hosts, kit_vars, alerts
 ) -> None:
-    (name,) = hosts_of(kit_vars, "celery_beat")
-    processes = AppProcesses(hosts[name], kit_vars[name])
-    beat = processes.service("beat")
-    period = int(kit_vars[name]["kitapp_beat_heartbeat_seconds"])
+    """Beat stopped on every beat host (a standby would take over from one: see
+    test_beat_failover.py)."""
+    names = hosts_of(kit_vars, "celery_beat")
+    beats = [AppProcesses(hosts[name], kit_vars[name]) for name in names]
+    period = int(kit_vars[names[0]]["kitapp_beat_heartbeat_seconds"])
     # Scenarios before this one can leave it firing (every worker stopped or frozen for longer
     # than three periods: no heartbeat ran): it must be clear before beat stops.
     alerts.wait_cleared("KitBeatSilent", period + CLEAR_TIMEOUT)
-    processes.stop(beat)
     try:
+        for processes in beats:
+            processes.stop(processes.service("beat"))
         silent = alerts.wait_firing("KitBeatSilent", 3 * period + FIRE_TIMEOUT)
     finally:
-        processes.start(beat)
+        for processes in beats:
+            processes.start(processes.service("beat"))
     # The window is three periods; the last heartbeat ran up to one period before beat stopped,
     # and increase() sees it leave the window a scrape early: measured 29.95 s with 15 s periods
     # and 5 s scrapes (the earlier bound, two periods, was 30).
-    scrape = prometheus_seconds(kit_vars[name]["prometheus_scrape_interval"])
+    scrape = prometheus_seconds(kit_vars[names[0]]["prometheus_scrape_interval"])
     assert silent >= 2 * period - 2 * scrape, f"fired {silent:.0f} s after beat stopped"
     alerts.wait_cleared("KitBeatSilent", period + CLEAR_TIMEOUT)
 

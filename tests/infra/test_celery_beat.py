@@ -1,25 +1,56 @@
-"""celery beat: runs on the one beat host, nowhere else."""
+"""celery beat: runs on the beat hosts, nowhere else; with RedBeat, one of them sends."""
 
 from __future__ import annotations
+
+import re
+import time
 
 from app_processes import AppProcesses
 
 testinfra_hosts = ["ansible://celery_workers"]
+
+SENT = re.compile(r"^\[([0-9-]+ [0-9:,]+): INFO/\S+\] Scheduler: Sending due task", re.M)
+
+
+def beat_hosts_of(kit_vars: dict) -> list[str]:
+    return sorted(name for name, hv in kit_vars.items() if "celery_beat" in hv["groups"])
 
 
 def beat_state(host, hv: dict) -> str:
     return AppProcesses(host, hv).state(AppProcesses(host, hv).service("beat"))[0]
 
 
-def test_beat_runs_on_the_beat_host_only(host, kit_vars) -> None:
+def test_beat_runs_on_the_beat_hosts_only(host, kit_vars) -> None:
     hv = kit_vars[host.backend.get_hostname()]
     with host.sudo():
         state = beat_state(host, hv)
     assert (state == "RUNNING") == ("celery_beat" in hv["groups"]), state
 
 
-def test_exactly_one_beat_process_runs_in_the_deployment(hosts, kit_vars, worker_hosts) -> None:
+def test_beat_of_the_file_scheduler_runs_on_one_host(hosts, kit_vars, worker_hosts) -> None:
     running = [
         name for name in worker_hosts if beat_state(hosts[name], kit_vars[name]) == "RUNNING"
     ]
-    assert len(running) == 1, running
+    beat_hosts = beat_hosts_of(kit_vars)
+    if kit_vars[beat_hosts[0]]["celery_beat_scheduler"] == "file":
+        assert running == beat_hosts and len(running) == 1, running
+    else:
+        assert running == beat_hosts, running
+
+
+def test_exactly_one_beat_host_sends_the_periodic_tasks(hosts, kit_vars) -> None:
+    """With RedBeat every beat host runs beat, and only the lock's holder sends: over two periods,
+    the sends come from one host's beat log."""
+    beat_hosts = beat_hosts_of(kit_vars)
+    hv = kit_vars[beat_hosts[0]]
+    period = int(hv["kitapp_beat_heartbeat_seconds"])
+    assert period > 0, "kitapp_beat_heartbeat_seconds is 0: beat has nothing to send"
+    log = f"{hv['celery_app_log_dir']}/{hv['celery_app_name']}-beat.log"
+
+    def sends(name: str) -> int:
+        return len(SENT.findall(hosts[name].run(f"cat {log}").stdout))
+
+    before = {name: sends(name) for name in beat_hosts}
+    time.sleep(2 * period + 2)
+    senders = [name for name in beat_hosts if sends(name) > before[name]]
+    assert len(senders) == 1, f"sent from {senders or 'no host'} in {2 * period + 2} s"

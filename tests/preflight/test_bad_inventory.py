@@ -80,6 +80,7 @@ def run_site(
     drop_variable: str | None = None,
     drop_secret: str | None = None,
     vault_password: str = "right",
+    set_variables: dict | None = None,
 ) -> str:
     """Runs site.yml against the inventory; returns its output (it must fail). The inventory's
     vault is encrypted with "right"; the run decrypts it with vault_password."""
@@ -89,6 +90,7 @@ def run_site(
     site_vars = yaml.safe_load(SITE_VARS.read_text())
     if drop_variable:
         del site_vars[drop_variable]
+    site_vars.update(set_variables or {})
     (inv_dir / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(site_vars))
     (tmp_path / "right").write_text("right\n")
     (tmp_path / "given").write_text(vault_password + "\n")
@@ -123,12 +125,21 @@ def test_good_inventory_passes_the_checks_and_only_then_reaches_for_hosts(tmp_pa
     assert "UNREACHABLE" in output  # ... and the next play tried the (fake) hosts
 
 
-def test_beat_on_two_hosts_is_refused(tmp_path) -> None:
+def test_beat_on_two_hosts_with_the_file_scheduler_is_refused(tmp_path) -> None:
     inventory = good_inventory()
     inventory["all"]["children"]["celery_beat"]["hosts"]["w2"] = {}
-    output = run_site(tmp_path, inventory)
+    output = run_site(tmp_path, inventory, set_variables={"celery_beat_scheduler": "file"})
     assert "Group 'celery_beat' must hold exactly one host" in output
     assert_nothing_ran_on_hosts(output)
+
+
+def test_beat_on_two_hosts_with_redbeat_passes_the_checks(tmp_path) -> None:
+    """One beat sends and the other stands by (RedBeat's lock): not refused."""
+    inventory = good_inventory()
+    inventory["all"]["children"]["celery_beat"]["hosts"]["w2"] = {}
+    output = run_site(tmp_path, inventory, set_variables={"celery_beat_scheduler": "redbeat"})
+    assert "Group 'celery_beat' must hold" not in output
+    assert "PLAY [Prepare every cluster host]" in output, output[-3000:]
 
 
 def test_even_number_of_brokers_with_quorum_queues_is_refused(tmp_path) -> None:
