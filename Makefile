@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible/ansible.cfg
 export VAGRANT_DEFAULT_PROVIDER ?= lxc
 export CELERYKIT_LXC_BOX ?= $(shell sed -n 's/^ *lxc: *\([^ #]*\).*/\1/p' vagrant/hosts.yml | head -n 1)
 
-.PHONY: help setup venv host box up provision down test test-matrix lint unit integration cluster-test bench
+.PHONY: help setup venv host box up provision down test test-matrix lint unit integration cluster-test bench broker-upgrade-drill
 
 help:
 	@echo "make up      bring the local cluster up and deploy the example app (installs what it needs)"
@@ -16,6 +16,7 @@ help:
 	@echo "make down    destroy the local cluster"
 	@echo "make test-matrix  the cluster test on what CI does not run (Debian 12; systemd; plain AMQP)"
 	@echo "make bench   benchmark the running cluster (table, bench/results/<run>.json and .png)"
+	@echo "make broker-upgrade-drill  on the running cluster: upgrade-brokers.yml's guard, and its rolling restart under load (ledger)"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt app/pyproject.toml
@@ -83,3 +84,8 @@ test-matrix: venv host
 # BENCH_PROFILE=1 (BENCH_PROFILE_SECONDS/TASKS: 15/8000), BENCH_INVENTORY.
 bench: venv
 	python bench/run.py
+
+# By hand, on a cluster brought up by `make up` (it restarts every broker, so it is not part of
+# the cluster test): tests/faults/test_broker_upgrade.py.
+broker-upgrade-drill: venv
+	pytest -v tests/faults/test_broker_upgrade.py --ansible-inventory=ansible/inventories/vagrant
