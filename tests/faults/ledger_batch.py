@@ -131,6 +131,32 @@ class Batch:
         )
         return outcome, ledger
 
+    def settle(
+        self,
+        report: Callable[[Outcome], None],
+        scenario: str,
+        *,
+        fault_at: float,
+        recovery_seconds: float | None,
+        note: str,
+        timeout: float,
+        expected_failures: list[str] | None = None,
+    ) -> Outcome:
+        """A scenario's ending: drain, report its row (printed even when a check below fails),
+        then the guarantees every scenario holds: no submission failed but those expected, and
+        no accepted job was lost."""
+        outcome, ledger = self.drain_to_outcome(
+            scenario,
+            fault_at=fault_at,
+            recovery_seconds=recovery_seconds,
+            note=note,
+            timeout=timeout,
+        )
+        report(outcome)
+        assert self.failures == (expected_failures or []), self.failures
+        assert outcome.lost == 0, ledger
+        return outcome
+
     def outcome(
         self,
         scenario: str,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ledger_batch import Batch, format_table
+import ledger_batch
+import pytest
+from ledger_batch import Batch, Outcome, format_table
 
 
 def batch_with(accepted: list[str]) -> Batch:
@@ -34,3 +36,38 @@ def test_table_has_one_aligned_row_per_scenario_and_the_notes() -> None:
     assert lines[2].startswith("short ") and lines[3].startswith("a much longer scenario ")
     assert lines[2].index("1") == lines[3].index("1")
     assert lines[-1] == "- short: why"
+
+
+@pytest.fixture(autouse=True)
+def no_settle_wait(monkeypatch) -> None:
+    monkeypatch.setattr(ledger_batch, "SETTLE_SECONDS", 0)
+
+
+def test_settle_reports_the_row_then_refuses_a_lost_job() -> None:
+    ledger = {"executions": {"a": 1, "b": 0}, "redelivered": {"a": 0, "b": 0}}
+    batch = Batch(web_url="http://unused", read_ledger=lambda ids: ledger, accepted=["a", "b"])
+    reported: list[Outcome] = []
+    with pytest.raises(AssertionError):
+        batch.settle(reported.append, "x", fault_at=0, recovery_seconds=None, note="", timeout=0)
+    assert [row.lost for row in reported] == [1]
+
+
+def test_settle_refuses_an_unexpected_failure_and_accepts_the_expected_ones() -> None:
+    batch = Batch(
+        web_url="http://unused",
+        read_ledger=lambda ids: {"executions": {"a": 1}, "redelivered": {"a": 0}},
+        accepted=["a"],
+        failures=["POST timed out"],
+    )
+    with pytest.raises(AssertionError, match="POST timed out"):
+        batch.settle(lambda row: None, "x", fault_at=0, recovery_seconds=None, note="", timeout=0)
+    outcome = batch.settle(
+        lambda row: None,
+        "x",
+        fault_at=0,
+        recovery_seconds=None,
+        note="",
+        timeout=0,
+        expected_failures=["POST timed out"],
+    )
+    assert (outcome.submitted, outcome.lost) == (1, 0)

@@ -76,16 +76,14 @@ def test_pool_process_killed_mid_task_loses_no_task(
         "the worker to replace its killed pool process",
     )
     recovered = time.monotonic() - fault_at
-    outcome, ledger = batch.drain_to_outcome(
+    outcome = batch.settle(
+        report,
         "worker pool process SIGKILLed",
         fault_at=fault_at,
         recovery_seconds=recovered,
         note="the killed process's job is rejected back to the queue (reject_on_worker_lost)",
         timeout=DRAIN_TIMEOUT,
     )
-    report(outcome)
-    assert not batch.failures, batch.failures
-    assert outcome.lost == 0, ledger
     assert outcome.redelivered >= 1, "the kill hit no job in flight"
     assert processes.state(process) == ("RUNNING", main_pid)
 
@@ -110,7 +108,8 @@ def test_worker_main_process_killed_mid_task_loses_no_task(
         "the process manager to restart the killed worker",
     )
     recovered = time.monotonic() - fault_at
-    outcome, ledger = batch.drain_to_outcome(
+    outcome = batch.settle(
+        report,
         "worker main process SIGKILLed",
         fault_at=fault_at,
         recovery_seconds=recovered,
@@ -118,9 +117,6 @@ def test_worker_main_process_killed_mid_task_loses_no_task(
         "process that was orphaned mid-job may still finish it (a duplicate)",
         timeout=DRAIN_TIMEOUT,
     )
-    report(outcome)
-    assert not batch.failures, batch.failures
-    assert outcome.lost == 0, ledger
     assert outcome.redelivered >= 1, "the kill hit no job in flight"
     assert new_pid != old_pid
 
@@ -157,16 +153,14 @@ def test_worker_host_hard_stopped_and_restarted_loses_no_task(
         interval=3,
     )
     recovered = time.monotonic() - fault_at
-    outcome, ledger = batch.drain_to_outcome(
+    outcome = batch.settle(
+        report,
         f"worker host {victim} hard-stopped, restarted",
         fault_at=fault_at,
         recovery_seconds=recovered,
         note="jobs it held are redelivered once RabbitMQ sees its connection gone",
         timeout=DRAIN_TIMEOUT,
     )
-    report(outcome)
-    assert not batch.failures, batch.failures
-    assert outcome.lost == 0, ledger
     assert outcome.redelivered >= 1, "the stop hit no job in flight"
 
 
@@ -337,13 +331,11 @@ def test_worker_whose_broker_link_goes_silent_is_restarted_by_the_watchdog_losin
     # broker dropped the old connection (supervisor gives up after its start retries).
     assert "restarting it" in journal or "starting it again" in journal, journal[-2000:]
     assert new_pid != pid
-    outcome, ledger = batch.drain_to_outcome(
+    batch.settle(
+        report,
         f"{worker}'s broker link went silent (watchdog)",
         fault_at=fault_at,
         recovery_seconds=recovered,
         note="recovery: the watchdog restarted the worker and its new pool is up",
         timeout=DRAIN_TIMEOUT,
     )
-    report(outcome)
-    assert not batch.failures, batch.failures
-    assert outcome.lost == 0, ledger
