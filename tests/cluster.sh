@@ -131,5 +131,5 @@ worker_only=tests/worker_only/vagrant
 sed -n '/PLAY RECAP/,/^$/p' "$results/provision-worker-only.log"
 pytest -v --durations=5 --sudo --ansible-inventory="$worker_only" --junitxml="$results/worker-only.xml" \
   tests/infra/test_rabbitmq.py tests/infra/test_redis.py tests/infra/test_celery_app.py \
-  tests/infra/test_celery_worker.py tests/infra/test_celery_beat.py tests/infra/test_celery_beat_schedule.py \
+  tests/infra/test_celery_worker.py tests/infra/test_celery_beat.py \
   tests/infra/test_process_manager.py tests/infra/test_firewall.py tests/infra/test_secrets.py
