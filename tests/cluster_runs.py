@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,27 @@ ANSIBLE_DIR = TESTS_DIR.parent / "ansible"
 ANSIBLE_ENV = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg")}
 # The tests' resolution of the deployment's variables (a playbook, run from ansible/ too).
 RESOLVE_VARS = TESTS_DIR / "resolve-vars.yml"
+
+
+def hosts_in(kit_vars: dict, group: str) -> list[str]:
+    """The inventory's hosts of `group`, sorted."""
+    return sorted(name for name, hv in kit_vars.items() if group in hv["groups"])
+
+
+# A beat log's line for a send of the example app's periodic heartbeat task.
+BEAT_HEARTBEAT_SENT = re.compile(
+    r"^\[([0-9-]+ [0-9:,]+): INFO/\S+\] Scheduler: Sending due task heartbeat ", re.M
+)
+
+
+def beat_heartbeat_sends(host, hv: dict) -> list[float]:
+    """When the host's beat sent the heartbeat task (epoch seconds), from its log (read as root)."""
+    log = f"{hv['celery_app_log_dir']}/{hv['celery_app_name']}-beat.log"
+    *lines, offset = host.run(f"cat {log}; date +%z").stdout.splitlines()  # the log's zone
+    return [
+        datetime.strptime(f"{stamp} {offset}", "%Y-%m-%d %H:%M:%S,%f %z").timestamp()
+        for stamp in BEAT_HEARTBEAT_SENT.findall("\n".join(lines))
+    ]
 
 
 def front_end_url(hv: dict) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from cluster_runs import front_end_ca_bundle, front_end_url, resolve_vars
+from cluster_runs import front_end_ca_bundle, front_end_url, hosts_in, resolve_vars
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = ROOT / "ansible" / "inventories" / "vagrant"
@@ -50,10 +50,6 @@ def kit_vars(resolved: tuple[dict, dict]) -> dict:
 def kit_secrets(resolved: tuple[dict, dict]) -> dict[str, str]:
     """The deployment's secrets by variable name (from the inventory's vault)."""
     return resolved[1]
-
-
-def hosts_in(kit_vars: dict, group: str) -> list[str]:
-    return sorted(name for name, hv in kit_vars.items() if group in hv["groups"])
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from cluster_ops import children
 from cluster_runs import (
     KeepGetting,
     front_end_url,
+    hosts_in,
     prometheus_seconds,
     redis_operator_cli,
     wait_until,
@@ -24,12 +25,8 @@ CLEAR_TIMEOUT = 120
 DRAIN_TIMEOUT = 240
 
 
-def hosts_of(kit_vars: dict, group: str) -> list[str]:
-    return sorted(n for n, v in kit_vars.items() if group in v["groups"])
-
-
 def test_memory_alarm_on_a_broker_fires_and_clears(hosts, kit_vars, alerts) -> None:
-    name = hosts_of(kit_vars, "rabbitmq")[-1]
+    name = hosts_in(kit_vars, "rabbitmq")[-1]
     broker = hosts[name]
     watermark = broker.check_output(
         "rabbitmqctl --quiet eval 'vm_memory_monitor:get_vm_memory_high_watermark().'"
@@ -45,7 +42,7 @@ def test_memory_alarm_on_a_broker_fires_and_clears(hosts, kit_vars, alerts) -> N
 
 
 def test_disk_alarm_on_a_broker_fires_and_clears(hosts, kit_vars, alerts) -> None:
-    name = hosts_of(kit_vars, "rabbitmq")[-1]
+    name = hosts_in(kit_vars, "rabbitmq")[-1]
     broker = hosts[name]
     limit = int(
         broker.check_output("rabbitmqctl --quiet eval 'rabbit_disk_monitor:get_disk_free_limit().'")
@@ -59,7 +56,7 @@ def test_disk_alarm_on_a_broker_fires_and_clears(hosts, kit_vars, alerts) -> Non
 
 
 def test_broker_node_down_fires_and_clears(hosts, kit_vars, alerts) -> None:
-    name = hosts_of(kit_vars, "rabbitmq")[-1]
+    name = hosts_in(kit_vars, "rabbitmq")[-1]
     broker = hosts[name]
     broker.run_expect([0], "systemctl stop rabbitmq-server")
     try:
@@ -100,7 +97,7 @@ def cluster_whole(broker, size: int) -> bool:
 def test_a_broker_partitioned_from_its_peers_fires_and_clears_losing_nothing(
     hosts, kit_vars, alerts, new_batch, report
 ) -> None:
-    names = hosts_of(kit_vars, "rabbitmq")
+    names = hosts_in(kit_vars, "rabbitmq")
     name, others = names[-1], names[:-1]
     broker = hosts[name]
     batch = new_batch(seconds=0.1)
@@ -231,7 +228,7 @@ def test_every_worker_stopped_with_a_backlog_fires_and_clears_losing_nothing(
 def redis_operator(hosts, kit_vars) -> tuple[str, object, str]:
     """(name, host, redis-cli command line) of the result store, as its default (operators')
     user, the password read on the host (redis_operator_cli)."""
-    (name,) = hosts_of(kit_vars, "redis")
+    (name,) = hosts_in(kit_vars, "redis")
     return name, hosts[name], redis_operator_cli(kit_vars[name])
 
 
@@ -296,7 +293,7 @@ def test_beat_stopped_fires_after_three_heartbeat_periods_and_clears(
 ) -> None:
     """Beat stopped on every beat host (a standby would take over from one: see
     test_beat_failover.py)."""
-    names = hosts_of(kit_vars, "celery_beat")
+    names = hosts_in(kit_vars, "celery_beat")
     beats = [AppProcesses(hosts[name], kit_vars[name]) for name in names]
     period = int(kit_vars[names[0]]["kitapp_beat_heartbeat_seconds"])
     # Scenarios before this one can leave it firing (every worker stopped or frozen for longer

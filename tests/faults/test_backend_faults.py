@@ -12,7 +12,7 @@ import time
 
 import requests
 from app_processes import AppProcesses
-from cluster_runs import app_command, wait_until
+from cluster_runs import app_command, hosts_in, wait_until
 
 DRAIN_TIMEOUT = 240
 
@@ -51,7 +51,7 @@ def healthz(web_url: str) -> int:
 def test_broker_node_stopped_mid_batch_loses_no_task(
     hosts, kit_vars, web_url, new_batch, report
 ) -> None:
-    brokers = sorted(n for n, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
+    brokers = hosts_in(kit_vars, "rabbitmq")
     # The first broker is the first URL every client tries: the one they are connected to.
     victim, witness = hosts[brokers[0]], hosts[brokers[-1]]
     assert rabbitmq_running_nodes(witness) == len(brokers)

@@ -8,33 +8,15 @@ reads, from every beat log, when each heartbeat (kitapp_beat_heartbeat_seconds) 
 from __future__ import annotations
 
 import math
-import re
 import time
-from datetime import datetime
 
 import pytest
 from app_processes import AppProcesses
 from cluster_ops import lxc, lxc_container
-from cluster_runs import wait_until
+from cluster_runs import beat_heartbeat_sends, hosts_in, wait_until
 from ledger_batch import Outcome
 
-SENT = re.compile(r"^\[([0-9-]+ [0-9:,]+): INFO/\S+\] Scheduler: Sending due task heartbeat ", re.M)
 BOOT_TIMEOUT = 180
-
-
-def beat_hosts_of(kit_vars: dict) -> list[str]:
-    return sorted(name for name, hv in kit_vars.items() if "celery_beat" in hv["groups"])
-
-
-def sends(host, hv: dict) -> list[float]:
-    """When the host's beat sent the heartbeat (epoch seconds), from its log."""
-    log = f"{hv['celery_app_log_dir']}/{hv['celery_app_name']}-beat.log"
-    *lines, offset = host.run(f"cat {log}; date +%z").stdout.splitlines()  # the log's zone
-    text = "\n".join(lines)
-    return [
-        datetime.strptime(f"{stamp} {offset}", "%Y-%m-%d %H:%M:%S,%f %z").timestamp()
-        for stamp in SENT.findall(text)
-    ]
 
 
 def periods_missed(gaps: list[float], period: float) -> int:
@@ -53,7 +35,7 @@ def sent_twice(gaps: list[float], period: float) -> int:
 
 @pytest.fixture(scope="module")
 def beat_hosts(kit_vars: dict) -> list[str]:
-    names = beat_hosts_of(kit_vars)
+    names = hosts_in(kit_vars, "celery_beat")
     hv = kit_vars[names[0]]
     if hv["celery_beat_scheduler"] != "redbeat" or len(names) < 2:
         pytest.fail(
@@ -76,7 +58,7 @@ def test_beat_host_hard_stopped_its_standby_takes_over_sending_no_period_twice(
     last = {}
     wait_until(
         lambda: (
-            last.update({n: max(sends(hosts[n], hv), default=0) for n in beat_hosts})
+            last.update({n: max(beat_heartbeat_sends(hosts[n], hv), default=0) for n in beat_hosts})
             or max(last.values()) > started
         ),
         2 * period,
@@ -93,7 +75,10 @@ def test_beat_host_hard_stopped_its_standby_takes_over_sending_no_period_twice(
         wait_until(
             lambda: (
                 taken_over.update(
-                    {n: [t for t in sends(hosts[n], hv) if t > fault_at] for n in standbys}
+                    {
+                        n: [t for t in beat_heartbeat_sends(hosts[n], hv) if t > fault_at]
+                        for n in standbys
+                    }
                 )
                 or any(taken_over.values())
             ),
@@ -116,7 +101,10 @@ def test_beat_host_hard_stopped_its_standby_takes_over_sending_no_period_twice(
     back_at = time.time()
     time.sleep(period + 1)  # a returned beat that sent too would send within a period
 
-    by_host = {name: [t for t in sends(hosts[name], hv) if t >= started] for name in beat_hosts}
+    by_host = {
+        name: [t for t in beat_heartbeat_sends(hosts[name], hv) if t >= started]
+        for name in beat_hosts
+    }
     timeline = sorted(t for times in by_host.values() for t in times)
     gaps = [b - a for a, b in zip(timeline, timeline[1:], strict=False)]
     missed, doubled = periods_missed(gaps, period), sent_twice(gaps, period)

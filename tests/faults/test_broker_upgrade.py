@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import time
 
-from cluster_runs import assert_failed_naming, changed_per_host, playbook, run_playbook
+from cluster_runs import assert_failed_naming, changed_per_host, hosts_in, playbook, run_playbook
 
 DRAIN_TIMEOUT = 240
-
-
-def broker_names(kit_vars: dict) -> list[str]:
-    return sorted(name for name, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
 
 
 def rabbitmq_pid(host) -> int:
@@ -28,7 +24,7 @@ def rabbitmq_pid(host) -> int:
 def test_a_jump_over_a_release_series_is_refused_before_any_broker_is_touched(
     inventory, hosts, kit_vars
 ) -> None:
-    brokers = broker_names(kit_vars)
+    brokers = hosts_in(kit_vars, "rabbitmq")
     before = {name: rabbitmq_pid(hosts[name]) for name in brokers}
     version = hosts[brokers[0]].check_output("rabbitmq-diagnostics --quiet server_version")
     major, minor = (int(part) for part in version.split(".")[:2])
@@ -44,7 +40,7 @@ def test_a_jump_over_a_release_series_is_refused_before_any_broker_is_touched(
 def test_rolling_broker_restart_under_load_loses_no_job_and_restarts_each_node(
     inventory, hosts, kit_vars, new_batch, report
 ) -> None:
-    brokers = broker_names(kit_vars)
+    brokers = hosts_in(kit_vars, "rabbitmq")
     before = {name: rabbitmq_pid(hosts[name]) for name in brokers}
     batch = new_batch(seconds=0.5)
     batch.submit(10)

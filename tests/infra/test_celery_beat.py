@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from app_processes import AppProcesses
+from cluster_runs import beat_heartbeat_sends, hosts_in
 
 testinfra_hosts = ["ansible://celery_workers"]
-
-SENT = re.compile(r"^\[([0-9-]+ [0-9:,]+): INFO/\S+\] Scheduler: Sending due task", re.M)
-
-
-def beat_hosts_of(kit_vars: dict) -> list[str]:
-    return sorted(name for name, hv in kit_vars.items() if "celery_beat" in hv["groups"])
 
 
 def beat_state(host, hv: dict) -> str:
@@ -27,11 +21,13 @@ def test_beat_runs_on_the_beat_hosts_only(host, kit_vars) -> None:
     assert (state == "RUNNING") == ("celery_beat" in hv["groups"]), state
 
 
-def test_beat_of_the_file_scheduler_runs_on_one_host(hosts, kit_vars, worker_hosts) -> None:
+def test_beat_runs_on_every_beat_host_and_on_one_with_the_file_scheduler(
+    hosts, kit_vars, worker_hosts
+) -> None:
     running = [
         name for name in worker_hosts if beat_state(hosts[name], kit_vars[name]) == "RUNNING"
     ]
-    beat_hosts = beat_hosts_of(kit_vars)
+    beat_hosts = hosts_in(kit_vars, "celery_beat")
     if kit_vars[beat_hosts[0]]["celery_beat_scheduler"] == "file":
         assert running == beat_hosts and len(running) == 1, running
     else:
@@ -41,14 +37,13 @@ def test_beat_of_the_file_scheduler_runs_on_one_host(hosts, kit_vars, worker_hos
 def test_beat_sends_its_periodic_task_from_exactly_one_host(hosts, kit_vars) -> None:
     """The deployment's beat sends the heartbeat; with RedBeat every beat host runs beat, and only
     the lock's holder sends: over a period, the sends come from one host's beat log."""
-    beat_hosts = beat_hosts_of(kit_vars)
+    beat_hosts = hosts_in(kit_vars, "celery_beat")
     hv = kit_vars[beat_hosts[0]]
     period = int(hv["kitapp_beat_heartbeat_seconds"])
     assert period > 0, "kitapp_beat_heartbeat_seconds is 0: beat has nothing to send"
-    log = f"{hv['celery_app_log_dir']}/{hv['celery_app_name']}-beat.log"
 
     def sends(name: str) -> int:
-        return len(SENT.findall(hosts[name].run(f"cat {log}").stdout))
+        return len(beat_heartbeat_sends(hosts[name], hv))
 
     before = {name: sends(name) for name in beat_hosts}
     time.sleep(period + 2)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
+from cluster_runs import hosts_in
+
 testinfra_hosts = [
     "ansible://rabbitmq",
     "ansible://redis",
@@ -95,7 +97,7 @@ def can_open(host, address: str, port: int) -> bool:
 def test_only_brokers_reach_the_brokers_erlang_distribution_port(hosts, kit_vars) -> None:
     """The Erlang distribution port lets whoever has the cookie run code on a broker: the other
     brokers reach it, workers and web hosts do not."""
-    brokers = sorted(n for n, v in kit_vars.items() if "rabbitmq" in v["groups"])
+    brokers = hosts_in(kit_vars, "rabbitmq")
     target = kit_vars[brokers[0]]
     port = single_ports(target["rabbitmq_erlang_ports"])[0]
     others = sorted(n for n, v in kit_vars.items() if "rabbitmq" not in v["groups"])
