@@ -7,6 +7,7 @@ changes nothing: the release in use, the running workers and their configuration
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 
 from app_processes import AppProcesses
 from cluster_runs import (
@@ -25,6 +26,20 @@ def release_in_use(hosts, worker_hosts, second_project_vars) -> dict[str, str]:
 
 def example_pids(hosts, kit_vars, worker_hosts) -> dict[str, dict[str, int]]:
     return {name: AppProcesses(hosts[name], kit_vars[name]).pids() for name in worker_hosts}
+
+
+def worker_started_and_ready(host, project_hv: dict) -> tuple[datetime, datetime]:
+    """When the host's (first) worker of the project started, and when it last logged that it was
+    ready (the containers share one clock)."""
+    processes = AppProcesses(host, project_hv)
+    worker = processes.workers()[0]
+    started = host.check_output(f"ps -o lstart= -p {processes.pid(worker)}")
+    log = next(i["log"] for i in processes.present if i["role"] == "celery_worker")
+    ready = host.check_output(f"grep ' ready\\.$' {log} | tail -n 1")
+    return (
+        datetime.strptime(started.strip(), "%a %b %d %H:%M:%S %Y"),
+        datetime.strptime(ready[1 : ready.index(",")], "%Y-%m-%d %H:%M:%S"),
+    )
 
 
 def deploy(inventory: str, *overrides: str) -> subprocess.CompletedProcess:
@@ -103,6 +118,13 @@ def test_changed_flat_project_makes_a_new_release_and_rollback_returns_to_the_ol
     playbook(inventory, "app.yml", "-e", f"@{DEFINITION}", "-e", f"celery_app_source={changed}")
     deployed = release_in_use(hosts, worker_hosts, second_project_vars)
     assert all(deployed[name] != before[name] for name in worker_hosts), (before, deployed)
+    # The worker hosts switched a batch at a time (half of them): the last host's new worker
+    # started only once the first host's was ready (to the second: `ps` gives no finer start).
+    times = {
+        name: worker_started_and_ready(hosts[name], second_project_vars[name])
+        for name in (worker_hosts[0], worker_hosts[-1])
+    }
+    assert times[worker_hosts[-1]][0] >= times[worker_hosts[0]][1], times
     for name in worker_hosts:
         base = second_project_vars[name]["celery_app_base_dir"]
         assert hosts[name].file(f"{base}/previous").linked_to == before[name]
