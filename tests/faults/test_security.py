@@ -384,13 +384,15 @@ def api_tokens(inventory, kit_vars, kit_secrets, web_host_name) -> Iterator[dict
         "kit_api_extra_token_hashes": [hashlib.sha256(other.encode()).hexdigest()],
     }
     switched = not kit_vars[web_host_name]["kit_api_tokens_required"]
+    # The setting is in the app's environment only: deploy.yml writes it and restarts gunicorn,
+    # half the web hosts at a time, without site.yml's other roles.
     if switched:
-        playbook(inventory, "site.yml", "--limit", "web", "-e", json.dumps(settings))
+        playbook(inventory, "deploy.yml", "--limit", "web", "-e", json.dumps(settings))
     try:
         yield tokens
     finally:
         if switched:
-            playbook(inventory, "site.yml", "--limit", "web")
+            playbook(inventory, "deploy.yml", "--limit", "web")
 
 
 def bearer(token: str) -> dict[str, str]:
