@@ -25,6 +25,7 @@ import pytest
 import requests
 from app_processes import AppProcesses
 from cluster_runs import (
+    changed_per_host,
     changed_release_extra_vars,
     playbook,
     release_links,
@@ -41,8 +42,10 @@ MAX_COMPLETION_GAP = 2.5
 SUCCEEDED = re.compile(r"^\[(\S+ \S+): INFO/[^\]]+\] Task kitapp\.ledger\[([0-9a-f-]+)\] succeeded")
 
 
-# A setting of the app's environment the test changes and puts back (harmless to its jobs).
+# A setting of the app's environment the test changes and puts back (harmless to its jobs), and
+# its variable in the environment file (after celery_app_env_prefix; group_vars/all.yml).
 CHANGED_SETTING = "kitapp_tutorial_sleep_seconds"
+CHANGED_VARIABLE = "TUTORIAL_SLEEP_SECONDS"
 
 
 def workers_started_with(hosts: dict, kit_vars: dict, worker_hosts: list[str]) -> set[str]:
@@ -50,7 +53,7 @@ def workers_started_with(hosts: dict, kit_vars: dict, worker_hosts: list[str]) -
     values = set()
     for name in worker_hosts:
         hv = kit_vars[name]
-        variable = hv["celery_app_env_prefix"] + "TUTORIAL_SLEEP_SECONDS"
+        variable = hv["celery_app_env_prefix"] + CHANGED_VARIABLE
         processes = AppProcesses(hosts[name], hv)
         for worker in processes.workers():
             environ = hosts[name].check_output(
@@ -190,3 +193,8 @@ def test_rolling_deploy_and_rollback_under_load_fail_no_request_lose_no_job_and_
     # The workers rolled, for the releases and for the environment: some worker host took jobs
     # at every moment of the three runs.
     assert gap <= MAX_COMPLETION_GAP, f"jobs stopped completing for {gap:.1f} s"
+
+    # Back to what the inventory defines, release and environment: a further run changes nothing.
+    changed = changed_per_host(playbook(inventory, "deploy.yml"))
+    assert set(app_hosts) <= set(changed) and not any(changed.values()), changed
+    assert release_links(app_hosts, kit_vars, "current") == before
