@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -278,3 +279,36 @@ def test_consumer_timeout_is_the_one_derived_from_the_worker_groups(host, kit_va
     assert value == f"{{ok,{int(hv['rabbitmq_consumer_timeout_ms'])}}}"
     longest = max(int(s) for s in hv["kit_worker_group_unacked_seconds"].values())
     assert int(hv["rabbitmq_consumer_timeout_ms"]) > longest * 1000
+
+
+def peer_address(value: str | list[int]) -> str:
+    """A connection's peer_host as rabbitmqctl's JSON gives it: text, or the Erlang address tuple
+    (4 bytes of IPv4, or 8 16-bit words of IPv6, IPv4-mapped for an IPv4 client)."""
+    if isinstance(value, str):
+        return value
+    if len(value) == 4:
+        return ".".join(map(str, value))
+    address = ipaddress.IPv6Address(b"".join(word.to_bytes(2, "big") for word in value))
+    return str(address.ipv4_mapped or address)
+
+
+def test_worker_connections_get_the_brokers_heartbeat_timeout(hosts, kit_vars) -> None:
+    """A worker asks for Celery's 120 s and gets the brokers' shorter timeout; the broker drops a
+    worker whose link went silent after about twice it (the watchdog's fault test)."""
+    brokers = sorted(name for name, hv in kit_vars.items() if "rabbitmq" in hv["groups"])
+    worker_addresses = {
+        hv["cluster_address"] for hv in kit_vars.values() if "celery_workers" in hv["groups"]
+    }
+    heartbeat = int(kit_vars[brokers[0]]["rabbitmq_heartbeat_seconds"])
+    vhost = kit_vars[brokers[0]]["kitapp_broker_vhost"]
+    timeouts = []
+    for name in brokers:
+        connections = rabbitmqctl_json(
+            hosts[name], "list_connections -p", vhost, "peer_host timeout"
+        )
+        timeouts += [
+            c["timeout"] for c in connections if peer_address(c["peer_host"]) in worker_addresses
+        ]
+    # Each worker has a consumer connection with heartbeats; its other connections have none.
+    assert timeouts.count(heartbeat) >= len(worker_addresses), timeouts
+    assert set(timeouts) <= {0, heartbeat}, timeouts
