@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -141,23 +142,24 @@ def resolve_vars(inventory: str, out: Path, *args: str) -> dict:
     """Per inventory host, the deployment's non-secret variables as site.yml sees them, resolved
     by tests/resolve-vars.yml into `out` (extra ARGS: e.g. -e @definition, -e kit_secrets_file=).
     Within a cluster test ($KIT_RESOLVED_VARS_CACHE), an earlier resolution of the same inputs is
-    copied instead (about 40 s of CPU each)."""
+    copied instead (about 40 s of CPU each). Test processes running side by side (pytest -n)
+    take turns: the first resolves, the others copy its result."""
     secrets = next((Path(a[len(SECRETS_ARG) :]) for a in args if a.startswith(SECRETS_ARG)), None)
     cache_root = os.environ.get(RESOLVED_CACHE_ENV)
-    cached = Path(cache_root) / resolution_inputs_digest(inventory, args) if cache_root else None
-    if (
-        cached
-        and (cached / "vars.json").exists()
-        and (not secrets or (cached / "secrets.json").exists())
-    ):
-        shutil.copyfile(cached / "vars.json", out)
-        if secrets:
-            shutil.copyfile(cached / "secrets.json", secrets)
-            secrets.chmod(0o600)
+    if not cache_root:
+        playbook(inventory, str(RESOLVE_VARS), "-e", f"kit_vars_file={out}", *args)
         return json.loads(out.read_text())
-    playbook(inventory, str(RESOLVE_VARS), "-e", f"kit_vars_file={out}", *args)
-    if cached:
-        cached.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cached = Path(cache_root) / resolution_inputs_digest(inventory, args)
+    cached.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(cached / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (cached / "vars.json").exists() and (not secrets or (cached / "secrets.json").exists()):
+            shutil.copyfile(cached / "vars.json", out)
+            if secrets:
+                shutil.copyfile(cached / "secrets.json", secrets)
+                secrets.chmod(0o600)
+            return json.loads(out.read_text())
+        playbook(inventory, str(RESOLVE_VARS), "-e", f"kit_vars_file={out}", *args)
         if secrets:
             shutil.copyfile(secrets, cached / "secrets.json")
             (cached / "secrets.json").chmod(0o600)
