@@ -12,7 +12,7 @@ export CELERYKIT_LXC_BOX ?= $(shell sed -n 's/^ *lxc: *\([^ #]*\).*/\1/p' vagran
 
 help:
 	@echo "make up      bring the local cluster up and deploy the example app (installs what it needs)"
-	@echo "make test    run every test: lint, unit (+ bad-inventory checks), integration, cluster (up, provision x2, testinfra, e2e, fault scenarios, down)"
+	@echo "make test    run every test: lint, unit (+ bad-inventory checks), integration (alongside the cluster coming up), cluster (up, provision x2, testinfra, e2e, fault scenarios, down)"
 	@echo "make down    destroy the local cluster"
 	@echo "make test-matrix  the cluster test on what CI does not run (Debian 12; systemd; plain AMQP)"
 	@echo "make bench   benchmark the running cluster (table, bench/results/<run>.json and .png)"
@@ -61,7 +61,10 @@ integration: venv
 cluster-test: setup
 	tests/cluster.sh test
 
-test: lint unit integration cluster-test
+# lint, unit and integration run alongside the cluster's bring-up and first provision (which
+# mostly wait on the containers); the cluster test shows their output and fails with them.
+test: setup
+	tests/cluster.sh test "$(MAKE) --no-print-directory lint unit integration"
 
 # What CI does not run (CI: Debian 13 boxes, supervisor, broker TLS): the same cluster test,
 # one combination at a time, for each BOX:PROCESS_MANAGER:BROKER_TLS in MATRIX (boxes built

@@ -7,9 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mode=${1:?usage: tests/cluster.sh up|test}
+mode=${1:?usage: tests/cluster.sh up|test [checks command]}
+# `test` only: a command (make test's lint, unit and integration) run in the background while the
+# machines come up and take their first provision, which mostly wait on the containers; its
+# output is shown, and its failure fails the test, once that provision has ended.
+checks=${2:-}
 results=tests/results
 inventory=ansible/inventories/vagrant
+infra_processes=${KIT_INFRA_PROCESSES:-3}
 mkdir -p "$results"
 : >"$results/phases.txt"
 
@@ -38,6 +43,9 @@ fi
 
 teardown() {
   status=$?
+  if [ -n "${checks_pid:-}" ] && kill -0 "$checks_pid" 2>/dev/null; then
+    kill -- "-$checks_pid" 2>/dev/null || kill "$checks_pid" 2>/dev/null || true
+  fi
   rm -rf "${KIT_RESOLVED_VARS_CACHE:-/nonexistent}"
   phase "teardown (vagrant destroy -f --parallel)"
   vagrant destroy -f --parallel >/dev/null 2>&1 || true
@@ -95,6 +103,13 @@ clear_foreign_containers() {
 clear_foreign_containers
 
 echo "box: ${CELERYKIT_LXC_BOX:-default of vagrant/hosts.yml} (provider ${VAGRANT_DEFAULT_PROVIDER:-lxc}), process manager: ${CELERYKIT_PROCESS_MANAGER:-supervisor}"
+if [ "$mode" = test ] && [ -n "$checks" ]; then
+  echo "lint, unit and integration tests run alongside (output: $results/checks.log): $checks"
+  set -m
+  bash -c "$checks" >"$results/checks.log" 2>&1 &
+  checks_pid=$!
+  set +m
+fi
 phase "vagrant up ($(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].reject { |m| m["scale_out"] }.map { |m| m["name"] }.join(" ")'))"
 # No cached facts from earlier machines (see fact_cache above); the first run gathers them.
 rm -rf "$fact_cache"
@@ -103,13 +118,24 @@ phase "provision: first run of site.yml"
 provision "$results/provision-1.log"
 [ "$mode" = up ] && { phase "cluster is up"; vagrant status; exit 0; }
 
+if [ -n "${checks_pid:-}" ]; then
+  phase "lint, unit, integration (run alongside the phases above)"
+  checks_status=0
+  wait "$checks_pid" || checks_status=$?
+  checks_pid=""
+  cat "$results/checks.log"
+  [ "$checks_status" -eq 0 ] || { echo "lint, unit or integration tests failed (exit $checks_status)" >&2; exit 1; }
+fi
+
 phase "provision: second run of site.yml (expect changed=0)"
 provision "$results/provision-2.log"
 assert_no_changes "$results/provision-2.log"
 
 phase "testinfra (tests/infra) on every host"
-# Each test module names its own groups (testinfra_hosts); --sudo: checks run as root.
-pytest -v --durations=15 tests/infra --sudo --ansible-inventory="$inventory" \
+# Each test module names its own groups (testinfra_hosts); --sudo: checks run as root. The
+# checks only read the hosts' state, so they run in $infra_processes processes side by side
+# (most of their time is spent waiting on the hosts).
+pytest -v -n "$infra_processes" --durations=15 tests/infra --sudo --ansible-inventory="$inventory" \
   --junitxml="$results/infra.xml"
 
 phase "end-to-end (tests/e2e)"
@@ -129,7 +155,7 @@ worker_only=tests/worker_only/vagrant
 (cd ansible && ansible-playbook -i "../$worker_only" site.yml) >"$results/provision-worker-only.log" 2>&1 \
   || { tail -n 60 "$results/provision-worker-only.log"; echo "site.yml failed on the worker-only inventory" >&2; exit 1; }
 sed -n '/PLAY RECAP/,/^$/p' "$results/provision-worker-only.log"
-pytest -v --durations=5 --sudo --ansible-inventory="$worker_only" --junitxml="$results/worker-only.xml" \
+pytest -v -n "$infra_processes" --durations=5 --sudo --ansible-inventory="$worker_only" --junitxml="$results/worker-only.xml" \
   tests/infra/test_rabbitmq.py tests/infra/test_redis.py tests/infra/test_celery_app.py \
   tests/infra/test_celery_worker.py tests/infra/test_celery_beat.py \
   tests/infra/test_process_manager.py tests/infra/test_firewall.py tests/infra/test_secrets.py
