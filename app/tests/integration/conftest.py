@@ -242,12 +242,19 @@ class Web:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def served_pids(self, needle: str) -> set[str]:
-        pids = set()
-        for line in self.access_log.read_text().splitlines():
-            if needle in line:
-                pids.add(line.split(" ", 1)[0])
-        return pids
+    def served_pids(self, needle: str, wait: float = 0.0) -> set[str]:
+        """The worker pids whose access-log lines hold `needle`. gunicorn logs a request after
+        its response is sent, so a caller expecting a line waits up to `wait` s for it."""
+        deadline = time.monotonic() + wait
+        while True:
+            pids = {
+                line.split(" ", 1)[0]
+                for line in self.access_log.read_text().splitlines()
+                if needle in line
+            }
+            if pids or time.monotonic() >= deadline:
+                return pids
+            time.sleep(0.1)
 
 
 def start_gunicorn(tmp_root: Path, name: str, workers: int, **env_overrides: str) -> Web:
