@@ -8,7 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible/ansible.cfg
 export VAGRANT_DEFAULT_PROVIDER ?= lxc
 export CELERYKIT_LXC_BOX ?= $(shell sed -n 's/^ *lxc: *\([^ #]*\).*/\1/p' vagrant/hosts.yml | head -n 1)
 
-.PHONY: help setup venv host box up provision down test test-matrix lint unit integration cluster-test bench broker-upgrade-drill
+.PHONY: help setup venv host box up provision down test test-matrix lint unit integration cluster-test bench broker-upgrade-drill broker-move-drill
 
 help:
 	@echo "make up      bring the local cluster up and deploy the example app (installs what it needs)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-matrix  the cluster test on what CI does not run (Debian 12; systemd; plain AMQP)"
 	@echo "make bench   benchmark the running cluster (table, bench/results/<run>.json and .png)"
 	@echo "make broker-upgrade-drill  on the running cluster: upgrade-brokers.yml's guard, and its rolling restart under load (ledger)"
+	@echo "make broker-move-drill  on a running Debian 12 cluster: move-brokers.yml moves it to new Debian 13 brokers under load (ledger)"
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt app/pyproject.toml
@@ -92,3 +93,11 @@ bench: venv
 # the cluster test): tests/faults/test_broker_upgrade.py.
 broker-upgrade-drill: venv
 	pytest -v tests/faults/test_broker_upgrade.py --ansible-inventory=ansible/inventories/vagrant
+
+# By hand, on a Debian 12 cluster (`CELERYKIT_LXC_BOX=celerykit/debian12 make up`): the drill's
+# three new brokers (Debian 13) come up beside it and move-brokers.yml moves the site to them
+# under load (tests/faults/test_broker_move.py; README, "Broker upgrades"). `make down` after.
+broker-move-drill: venv host
+	vagrant/build-box.sh celerykit/debian13
+	vagrant up --no-provision $$(ruby -ryaml -e 'puts YAML.load_file("vagrant/hosts.yml")["machines"].select { |m| m["blue_green"] }.map { |m| m["name"] }.join(" ")')
+	pytest -v tests/faults/test_broker_move.py --ansible-inventory=tests/broker_move/vagrant

@@ -5,7 +5,8 @@ The machines, their groups and their cluster addresses are defined once, in vagr
 this script hands them to Ansible (and to the testinfra tests) in the same shape as the
 production inventory. The provider (lxc, virtualbox, libvirt) is the one Vagrant created the
 machines with, else $VAGRANT_DEFAULT_PROVIDER, else lxc. A `scale_out` machine (the bench's
-doubled cluster) is in the inventory only once Vagrant has created it.
+doubled cluster) or a `blue_green` one (the broker-move drill's new brokers) is in the inventory
+only once Vagrant has created it.
 """
 
 from __future__ import annotations
@@ -50,12 +51,17 @@ def host_vars(machine: dict, networks: dict) -> dict:
     }
 
 
+def on_demand(machine: dict) -> bool:
+    """Not part of the default cluster: started only when named."""
+    return bool(machine.get("scale_out") or machine.get("blue_green"))
+
+
 def inventory() -> dict:
     cluster = yaml.safe_load(HOSTS_FILE.read_text())
     groups: dict[str, dict] = {}
     hostvars: dict[str, dict] = {}
     for machine in cluster["machines"]:
-        if machine.get("scale_out") and created_with(machine["name"]) is None:
+        if on_demand(machine) and created_with(machine["name"]) is None:
             continue
         hostvars[machine["name"]] = host_vars(machine, cluster["networks"])
         for group in machine["groups"]:
