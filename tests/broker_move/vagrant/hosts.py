@@ -12,21 +12,13 @@ is named `vagrant` like the inventory it changes, so the site's credentials are 
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import runpy
 import sys
 from pathlib import Path
 
 FULL_INVENTORY = Path(__file__).resolve().parents[3] / "ansible" / "inventories" / "vagrant"
 STAGE = "KIT_BROKER_MOVE_STAGE"
-
-
-def vagrant_inventory_script():
-    spec = importlib.util.spec_from_file_location("vagrant_hosts", FULL_INVENTORY / "hosts.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def brokers_moved(full: dict, done: bool) -> dict:
@@ -42,6 +34,6 @@ def brokers_moved(full: dict, done: bool) -> dict:
 
 
 if __name__ == "__main__":
-    vagrant = vagrant_inventory_script()
+    vagrant = runpy.run_path(str(FULL_INVENTORY / "hosts.py"))
     done = os.environ.get(STAGE, "moving") == "done"
-    sys.exit(vagrant.main(sys.argv, lambda: brokers_moved(vagrant.inventory(), done)))
+    sys.exit(vagrant["main"](sys.argv, lambda: brokers_moved(vagrant["inventory"](), done)))

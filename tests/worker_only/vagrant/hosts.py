@@ -11,20 +11,12 @@ site.yml with it and runs the testinfra modules of the roles such a site has.
 
 from __future__ import annotations
 
-import importlib.util
+import runpy
 import sys
 from pathlib import Path
 
 FULL_INVENTORY = Path(__file__).resolve().parents[3] / "ansible" / "inventories" / "vagrant"
 WITHOUT_GROUPS = ("web", "monitoring")
-
-
-def vagrant_inventory_script():
-    spec = importlib.util.spec_from_file_location("vagrant_hosts", FULL_INVENTORY / "hosts.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def without_web_hosts(full: dict) -> dict:
@@ -36,5 +28,5 @@ def without_web_hosts(full: dict) -> dict:
 
 
 if __name__ == "__main__":
-    vagrant = vagrant_inventory_script()
-    sys.exit(vagrant.main(sys.argv, lambda: without_web_hosts(vagrant.inventory())))
+    vagrant = runpy.run_path(str(FULL_INVENTORY / "hosts.py"))
+    sys.exit(vagrant["main"](sys.argv, lambda: without_web_hosts(vagrant["inventory"]())))
